@@ -1,0 +1,55 @@
+"""The `rlcs` command: `rlcs STAGE --config RECIPE.yaml [key.path=value ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rlcs.config import InitRecipe, PretrainRecipe, RecipeError, SFTRecipe, SuiteRecipe, load_recipe
+from rlcs.data import DataError
+
+# sub-command -> (module under rlcs.stages, recipe schema, help)
+STAGES = {
+    "data": ("data", SuiteRecipe, "write the synthetic verifiable task suite"),
+    "init": ("init", InitRecipe, "train a tokenizer and build a fresh model from a config"),
+    "pretrain": ("pretrain", PretrainRecipe, "causal-LM pretraining on packed blocks"),
+    "sft": ("sft", SFTRecipe, "long chain-of-thought SFT (loss on responses only)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlcs", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (_module, _schema, help_text) in STAGES.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", required=True, help="recipe YAML")
+        sub.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4")
+    evaluate = commands.add_parser("eval", help="greedy held-out accuracy per domain and level")
+    evaluate.add_argument("--model", required=True, help="HF model directory or hub id")
+    evaluate.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
+    evaluate.add_argument("--max-new-tokens", type=int, default=320)
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
+    evaluate.add_argument("--out", default=None, help="write per-example results as JSONL here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "eval":
+            from rlcs.evaluate import main as evaluate_main
+
+            return evaluate_main(args)
+        module_name, schema, _ = STAGES[args.command]
+        recipe = load_recipe(args.config, schema, args.overrides)
+        importlib.import_module(f"rlcs.stages.{module_name}").run(recipe)
+    except (RecipeError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Typed recipes: YAML + dotted overrides -> validated config objects.
+
+Everything is checked before any compute: an unknown key, a wrong type or a
+missing file raises ``RecipeError`` naming the recipe file, the key path and,
+for a misspelt key, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the file and the key path."""
+
+
+def _local_data_file(value: str) -> str:
+    """A data source is a local file or a hub dataset id; a local-looking one must exist."""
+    looks_local = value.endswith(DATA_SUFFIXES) or value.startswith(("/", "./", "../", "~"))
+    if looks_local and not Path(value).expanduser().exists():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+def _model_source(value: str) -> str:
+    """A model is a local directory or a hub id ('name' or 'org/name')."""
+    path = Path(value).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{value} is not a Hugging Face model directory (no config.json)")
+        return value
+    looks_like_hub_id = value.count("/") <= 1 and not value.startswith(("/", ".", "~"))
+    if not looks_like_hub_id:
+        raise ValueError(f"model directory not found: {value}")
+    return value
+
+
+DataSource = Annotated[str, AfterValidator(_local_data_file)]
+ModelSource = Annotated[str, AfterValidator(_model_source)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    path: ModelSource = Field(description="HF model directory or hub id to start from")
+    tokenizer: ModelSource | None = Field(None, description="defaults to model.path")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: str | None = None
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+
+
+class OptimConfig(Section):
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    max_grad_norm: float = Field(1.0, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a share of lr")
+
+
+class TrainConfig(Section):
+    micro_batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; else from epochs")
+    epochs: float = Field(1.0, gt=0)
+    log_every: int = Field(10, ge=1)
+    eval_every: int = Field(100, ge=1)
+    eval_max_batches: int | None = Field(None, ge=1)
+    save_every: int = Field(0, ge=0, description="0: only the final model")
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class LoggingConfig(Section):
+    wandb: bool = True
+    project: str = "rlcs"
+    run_name: str | None = None
+
+
+class PretrainData(Section):
+    train: DataSource
+    eval: DataSource | None = None
+    text_field: str = "text"
+    seq_len: int = Field(512, ge=8)
+    split: str = "train"
+
+
+class SFTData(Section):
+    train: DataSource
+    eval: DataSource | None = None
+    seq_len: int = Field(512, ge=8)
+    packing: bool = Field(True, description="pack examples into full blocks; else pad each batch")
+    split: str = "train"
+
+
+class StageRecipe(Section):
+    output_dir: str
+    seed: int = 0
+    model: ModelConfig
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+class PretrainRecipe(StageRecipe):
+    data: PretrainData
+
+
+class SFTRecipe(StageRecipe):
+    data: SFTData
+
+
+class SuiteRecipe(Section):
+    """`rlcs data`: the synthetic task suite and the splits made from it."""
+
+    output_dir: str
+    seed: int = 0
+    domains: list[Literal["arithmetic", "algebra", "choice", "transcription", "counting"]] = [
+        "arithmetic", "algebra", "choice", "transcription", "counting",
+    ]
+    levels: list[int] = [1, 2, 3, 4]
+    eval_per_level: int = Field(50, ge=1)
+    rl_per_level: int = Field(200, ge=0)
+    sft_per_level: int = Field(400, ge=0)
+    pretrain_per_level: int = Field(1000, ge=0)
+
+
+class TokenizerSpec(Section):
+    corpus: list[DataSource]
+    text_field: str = "text"
+    vocab_size: int = Field(512, ge=64)
+
+
+class InitModelSpec(Section):
+    model_type: str = Field("glm4", description="any transformers model_type with a causal LM head")
+    config: dict[str, Any] = Field(default_factory=dict, description="config kwargs (sizes)")
+
+
+class InitRecipe(Section):
+    """`rlcs init`: train a tokenizer and build a fresh model from a config."""
+
+    output_dir: str
+    seed: int = 0
+    tokenizer: TokenizerSpec
+    model: InitModelSpec = InitModelSpec()
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set ``a.b.c=value`` pairs; values are parsed as YAML (``1e-4``, ``true``, ``[1, 2]``)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"override {item!r} is not of the form key.path=value")
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(value) if value else value
+    return raw
+
+
+def load_recipe(path: str | os.PathLike, schema: type[R], overrides: list[str] | None = None) -> R:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    return validate_recipe(raw, schema, source=str(path))
+
+
+def validate_recipe(raw: dict, schema: type[R], source: str = "<recipe>") -> R:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error, schema) for error in exc.errors()]
+        raise RecipeError(f"{source}: invalid recipe\n" + "\n".join(f"  {line}" for line in lines)) from None
+
+
+def dump_recipe(recipe: BaseModel, path: str | os.PathLike) -> None:
+    """Write the fully resolved recipe (defaults filled in) next to the run's outputs."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True), sort_keys=False))
+
+
+def _describe(error: dict, schema: type[BaseModel]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key_path = ".".join(loc) or "<root>"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(schema, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(sorted(known))})"
+        return f"{key_path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{key_path}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    return f"{key_path}: {message} (got {got!r})"
+
+
+def _known_keys(schema: type[BaseModel], parent: list[str]) -> list[str]:
+    model: Any = schema
+    for part in parent:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = field.annotation
+    if not hasattr(model, "model_fields"):
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]

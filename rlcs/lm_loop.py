@@ -1,0 +1,176 @@
+"""The causal-LM training loop shared by pretraining and SFT.
+
+The stages differ only in how they turn data into rows (packed documents vs.
+prompt-masked conversations); from rows on, the loop is this one, read top to
+bottom: batch -> forward -> backward (accumulated) -> clip -> step -> log /
+eval / checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from rlcs.checkpoint import save_model, save_step_checkpoint
+from rlcs.config import StageRecipe
+from rlcs.metrics import MetricsLogger
+from rlcs.optim import build_optimizer, build_scheduler
+from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
+from rlcs.runtime import parameter_counts
+
+
+def train_causal_lm(
+    accelerator: Accelerator,
+    recipe: StageRecipe,
+    stage: str,
+    model,
+    tokenizer,
+    train_rows: list[dict],
+    eval_rows: list[dict] | None,
+    packing_stats: PackingStats,
+) -> Path:
+    train_cfg = recipe.train
+    output_dir = Path(recipe.output_dir)
+    collate_fn = partial(collate, pad_id=tokenizer.pad_token_id)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    train_loader = DataLoader(train_rows, batch_size=train_cfg.micro_batch_size, shuffle=True,
+                              generator=generator, collate_fn=collate_fn)
+    eval_loader = (DataLoader(eval_rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn)
+                   if eval_rows else None)
+
+    optimizer = build_optimizer(model, recipe.optim)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+    steps_per_epoch = max(1, math.ceil(len(train_loader) / train_cfg.grad_accum))
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    # The schedule drives the torch optimizer's own param groups, which DeepSpeed's
+    # ZeRO optimizer reads from, so it works with and without DeepSpeed.
+    scheduler = build_scheduler(_base_optimizer(optimizer), recipe.optim, total_steps)
+
+    logger = MetricsLogger(accelerator, recipe, stage)
+    _write_run_info(accelerator, model, output_dir, stage, total_steps, steps_per_epoch, packing_stats)
+
+    model.train()
+    step, epoch = 0, 0
+    window = {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
+    grad_norm = None
+    progress = tqdm(total=total_steps, desc=stage, disable=not accelerator.is_local_main_process)
+    while step < total_steps:
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        for batch in train_loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch, use_cache=False).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            real, pad = count_tokens(batch, tokenizer.pad_token_id)
+            window["loss_sum"] += loss.detach().float().item()
+            window["micro"] += 1
+            window["real"] += real
+            window["pad"] += pad
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            progress.update(1)
+            if step % train_cfg.log_every == 0 or step == total_steps:
+                metrics = _window_metrics(accelerator, window, grad_norm, scheduler.get_last_lr()[0])
+                metrics["train/epoch"] = epoch + min(1.0, step / steps_per_epoch - epoch)
+                logger.log(metrics, step)
+                progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+                window = {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
+            if eval_loader is not None and (step % train_cfg.eval_every == 0 or step == total_steps):
+                logger.log({"eval/loss": evaluate_loss(accelerator, model, eval_loader, train_cfg.eval_max_batches)},
+                           step)
+                model.train()
+            if train_cfg.save_every and step % train_cfg.save_every == 0 and step < total_steps:
+                save_step_checkpoint(accelerator, model, tokenizer, output_dir, step, train_cfg.keep_checkpoints)
+            if step >= total_steps:
+                break
+        epoch += 1
+    progress.close()
+    final = save_model(accelerator, model, tokenizer, output_dir / "model", extra={"step": step, "stage": stage})
+    logger.close()
+    return final
+
+
+def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
+    """Averages over the logging window, summed across ranks."""
+    elapsed = max(time.time() - window["start"], 1e-9)
+    totals = accelerator.reduce(
+        torch.tensor([window["loss_sum"], window["micro"], window["real"], window["pad"]],
+                     dtype=torch.float64, device=accelerator.device),
+        reduction="sum",
+    ).tolist()
+    loss_sum, micro, real, pad = totals
+    metrics = {
+        "train/loss": loss_sum / max(micro, 1),
+        "train/lr": lr,
+        "train/tokens_per_s": real / elapsed,
+        "train/padding_frac": pad / max(real + pad, 1),
+        "time/step_s": elapsed,
+    }
+    if grad_norm is not None:
+        metrics["train/grad_norm"] = float(grad_norm)
+    return metrics
+
+
+@torch.no_grad()
+def evaluate_loss(accelerator: Accelerator, model, loader, max_batches: int | None = None) -> float:
+    """Token-weighted mean loss over the evaluation rows, across all ranks."""
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    tokens = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    for index, batch in enumerate(loader):
+        if max_batches is not None and index >= max_batches:
+            break
+        loss = model(**batch, use_cache=False).loss
+        counted = (batch["labels"][:, 1:] != IGNORE).sum()
+        loss_sum += loss.double() * counted
+        tokens += counted
+    loss_sum, tokens = accelerator.reduce(torch.stack([loss_sum, tokens]), reduction="sum").tolist()
+    return loss_sum / max(tokens, 1.0)
+
+
+def _base_optimizer(optimizer):
+    """The torch optimizer under accelerate's (and DeepSpeed's) wrappers."""
+    while hasattr(optimizer, "optimizer"):
+        optimizer = optimizer.optimizer
+    return optimizer
+
+
+def _write_run_info(accelerator, model, output_dir: Path, stage: str, total_steps: int, steps_per_epoch: int,
+                    stats: PackingStats) -> None:
+    full, local = parameter_counts(model)
+    per_rank = accelerator.gather(torch.tensor([local], device=accelerator.device)).tolist()
+    if not accelerator.is_main_process:
+        return
+    info = {
+        "stage": stage,
+        "num_processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type),
+        "parameters": full,
+        "parameters_per_rank": per_rank,
+        "total_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "data": {"sequences": stats.sequences, "rows": stats.blocks, "real_tokens": stats.real_tokens,
+                 "pad_tokens": stats.pad_tokens, "padding_share": stats.padding_share,
+                 "dropped_too_long": stats.dropped_too_long},
+    }
+    (output_dir / "run_info.json").write_text(json.dumps(info, indent=2))
+    shares = ", ".join(f"{n / full:.0%}" for n in per_rank)
+    print(f"[{stage}] {full / 1e6:.2f}M parameters on {accelerator.num_processes} process(es), "
+          f"held per rank: {shares}; {total_steps} steps; {stats.blocks} rows, "
+          f"padding {stats.padding_share:.1%}, dropped too long: {stats.dropped_too_long}")

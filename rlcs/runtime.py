@@ -1,0 +1,87 @@
+"""Process-level setup shared by every stage: accelerator, model and tokenizer loading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rlcs.config import ModelConfig, StageRecipe
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _wandb_offline_unless_configured() -> None:
+    """Never block on a login prompt: without credentials or an explicit mode, log offline."""
+    if "WANDB_MODE" in os.environ or "WANDB_API_KEY" in os.environ:
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def make_accelerator(recipe: StageRecipe) -> Accelerator:
+    if recipe.logging.wandb:
+        _wandb_offline_unless_configured()
+    accelerator = Accelerator(
+        kwargs_handlers=_cpu_deepspeed_fix(),
+        gradient_accumulation_steps=recipe.train.grad_accum,
+        log_with=["wandb"] if recipe.logging.wandb else None,
+        project_dir=recipe.output_dir,
+    )
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None and plugin.deepspeed_config.get("gradient_clipping", "auto") == "auto":
+        # DeepSpeed clips inside its step; give it the recipe's value rather than accelerate's default.
+        plugin.deepspeed_config["gradient_clipping"] = recipe.optim.max_grad_norm
+    set_seed(recipe.seed)
+    return accelerator
+
+
+def _cpu_deepspeed_fix() -> list:
+    """Under DeepSpeed without a GPU, accelerate finds no backend and then reports every rank
+    as process 0 of 1 (DeepSpeed itself runs a 2-rank gloo group): both ranks would act as
+    main and data would not be sharded. Naming the gloo backend makes accelerate see the
+    real world size and rank."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and not torch.cuda.is_available():
+        return [InitProcessGroupKwargs(backend="gloo")]
+    return []
+
+
+def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(
+        config.tokenizer or config.path, trust_remote_code=config.trust_remote_code
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(config: ModelConfig) -> PreTrainedModel:
+    """``from_pretrained`` for a tiny local model and a 9B hub model alike (ZeRO-3 partitions at load)."""
+    model = AutoModelForCausalLM.from_pretrained(
+        config.path,
+        dtype=DTYPES[config.dtype],
+        attn_implementation=config.attn_implementation,
+        trust_remote_code=config.trust_remote_code,
+    )
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(full size, elements held by this rank); they differ once ZeRO-3 has partitioned the model."""
+    full = local = 0
+    for param in model.parameters():
+        if hasattr(param, "ds_numel"):
+            full += param.ds_numel
+            local += param.ds_tensor.numel()
+        else:
+            full += param.numel()
+            local += param.numel()
+    return full, local

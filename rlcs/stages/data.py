@@ -1,0 +1,47 @@
+"""`rlcs data`: write the synthetic task suite's splits.
+
+The evaluation split is drawn first and its ids are excluded from every
+training split, so held-out accuracy is measured on unseen items.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from rlcs import tasks
+from rlcs.config import SuiteRecipe, dump_recipe
+from rlcs.data import write_jsonl
+
+
+def run(recipe: SuiteRecipe) -> dict[str, int]:
+    out = Path(recipe.output_dir)
+    levels = tuple(recipe.levels)
+
+    def draw(count: int, salt: str, exclude: set[str]) -> list[tasks.Problem]:
+        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=recipe.domains, levels=levels,
+                              exclude_ids=exclude)
+
+    held_out = draw(recipe.eval_per_level, "eval", set())
+    held_out_ids = {p.id for p in held_out}
+    rl = draw(recipe.rl_per_level, "rl", held_out_ids)
+    sft = draw(recipe.sft_per_level, "sft", held_out_ids)
+    pretrain = draw(recipe.pretrain_per_level, "pretrain", held_out_ids)
+    random.Random(recipe.seed).shuffle(pretrain)
+
+    splits = {
+        "eval.jsonl": [p.example() for p in held_out],
+        "rl.jsonl": [p.example() for p in rl],
+        "sft.jsonl": [p.sft_row() for p in sft],
+        "sft_eval.jsonl": [p.sft_row() for p in held_out],
+        "pretrain.jsonl": [{"text": p.document()} for p in pretrain],
+        "pretrain_eval.jsonl": [{"text": p.document()} for p in held_out],
+    }
+    for name, rows in splits.items():
+        write_jsonl(rows, out / name)
+    dump_recipe(recipe, out / "recipe.yaml")
+    counts = {name: len(rows) for name, rows in splits.items()}
+    per_domain = Counter(p.domain for p in held_out)
+    print(f"wrote the task suite to {out}: {counts}; eval per domain {dict(per_domain)}")
+    return counts

@@ -1,0 +1,90 @@
+"""`rlcs init`: train a tokenizer on a local corpus and build a fresh model from a config.
+
+Both are written with ``save_pretrained`` so every later stage loads them with
+``from_pretrained``, exactly as it would load a real model id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+
+from rlcs.config import InitRecipe, dump_recipe
+from rlcs.data import load_texts
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
+# The reasoning format's markers; kept out of the "special" set so that decoding
+# with skip_special_tokens=True still shows the structure a verifier needs.
+FORMAT_TOKENS = ["<think>", "</think>", "<answer>", "</answer>", "<|begin_of_box|>", "<|end_of_box|>"]
+
+# GLM-style turns; rendering a prefix of the conversation with
+# add_generation_prompt=True yields a token prefix of the full conversation,
+# which is what SFT prompt masking relies on.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] }}"
+    "{%- if message['role'] == 'assistant' -%}{{ '<|endoftext|>' }}{%- else -%}{{ '\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+)
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with every digit its own token (numbers stay legible to a tiny model)."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD, *ROLE_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=ROLE_TOKENS,
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+    )
+    wrapped.add_tokens(FORMAT_TOKENS)
+    return wrapped
+
+
+def build_model(model_type: str, overrides: dict, tokenizer: PreTrainedTokenizerFast, seed: int):
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **overrides,
+    )
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    return model
+
+
+def run(recipe: InitRecipe) -> Path:
+    out = Path(recipe.output_dir) / "model"
+    texts = [text for source in recipe.tokenizer.corpus for text in load_texts(source, recipe.tokenizer.text_field)]
+    tokenizer = train_tokenizer(texts, recipe.tokenizer.vocab_size)
+    model = build_model(recipe.model.model_type, recipe.model.config, tokenizer, recipe.seed)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    dump_recipe(recipe, Path(recipe.output_dir) / "recipe.yaml")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"built {type(model).__name__} with {params / 1e6:.2f}M parameters and a "
+          f"{len(tokenizer)}-token tokenizer in {out}")
+    return out

@@ -1,0 +1,35 @@
+"""`rlcs sft`: long chain-of-thought fine-tuning, loss on the response tokens only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlcs.chat import tokenize_conversation
+from rlcs.config import SFTRecipe, dump_recipe
+from rlcs.data import load_sft_conversations
+from rlcs.lm_loop import train_causal_lm
+from rlcs.packing import pack_sequences, padded_rows
+from rlcs.runtime import load_model, load_tokenizer, make_accelerator
+
+
+def run(recipe: SFTRecipe) -> Path:
+    accelerator = make_accelerator(recipe)
+    if accelerator.is_main_process:
+        dump_recipe(recipe, Path(recipe.output_dir) / "recipe.yaml")
+    tokenizer = load_tokenizer(recipe.model)
+    data = recipe.data
+
+    def rows(source: str):
+        sequences = [tokenize_conversation(tokenizer, messages)
+                     for messages in load_sft_conversations(source, data.split)]
+        if data.packing:
+            return pack_sequences(sequences, data.seq_len, tokenizer.pad_token_id)
+        return padded_rows(sequences, data.seq_len)
+
+    train_rows, stats = rows(data.train)
+    if stats.dropped_too_long:
+        print(f"warning: {stats.dropped_too_long} of {data.train}'s conversations are longer than "
+              f"data.seq_len={data.seq_len} tokens and were skipped")
+    eval_rows = rows(data.eval)[0] if data.eval else None
+    model = load_model(recipe.model)
+    return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats)

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from rlcs.data import DataError, load_examples, load_sft_conversations, load_texts
+
+
+def _jsonl(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    source = _jsonl(tmp_path / "rl.jsonl", ['{"domain": "math", "prompt": "1+1", "answer": "2"}', '{"domain": '])
+    with pytest.raises(DataError, match=r"rl\.jsonl:2: not valid JSON"):
+        load_examples(source)
+
+
+def test_schema_error_names_the_row(tmp_path):
+    rows = [{"domain": "math", "prompt": "1+1", "answer": "2"}, {"domain": "math", "answer": "3"}]
+    source = _jsonl(tmp_path / "rl.jsonl", [json.dumps(r) for r in rows])
+    with pytest.raises(DataError, match=r"rl\.jsonl: row 2: .*prompt"):
+        load_examples(source)
+
+
+def test_difficulty_out_of_range_is_rejected(tmp_path):
+    row = {"domain": "math", "prompt": "1+1", "answer": "2", "difficulty": 1.5}
+    with pytest.raises(DataError, match="row 1: difficulty"):
+        load_examples(_jsonl(tmp_path / "rl.jsonl", [json.dumps(row)]))
+
+
+def test_missing_id_gets_a_stable_content_id(tmp_path):
+    row = {"domain": "math", "prompt": "1+1", "answer": "2"}
+    first = load_examples(_jsonl(tmp_path / "a.jsonl", [json.dumps(row)]))[0]["id"]
+    second = load_examples(_jsonl(tmp_path / "b.jsonl", [json.dumps(row)]))[0]["id"]
+    assert first == second and first.startswith("math-")
+
+
+def test_parquet_loads_the_same_rows(tmp_path, suite_dir):
+    import datasets
+
+    jsonl = load_examples(str(suite_dir / "eval.jsonl"))
+    datasets.Dataset.from_list(jsonl).to_parquet(str(tmp_path / "eval.parquet"))
+    assert load_examples(str(tmp_path / "eval.parquet")) == jsonl
+
+
+def test_sft_rows_need_a_response_and_texts_need_their_column(tmp_path):
+    source = _jsonl(tmp_path / "sft.jsonl", [json.dumps({"prompt": "hi"})])
+    with pytest.raises(DataError, match="row 1: .*response"):
+        load_sft_conversations(source)
+    with pytest.raises(DataError, match="no column 'text'"):
+        load_texts(source)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_examples(str(tmp_path / "absent.jsonl"))

@@ -1,0 +1,90 @@
+import re
+
+import pytest
+
+from rewards.extract import extract_answer
+from rlcs import tasks
+
+
+def test_generation_is_deterministic_for_a_seed():
+    first = tasks.generate(5, seed=3)
+    second = tasks.generate(5, seed=3)
+    assert [p.sft_row() for p in first] == [p.sft_row() for p in second]
+    other = tasks.generate(5, seed=4)
+    assert [p.id for p in first] != [p.id for p in other]
+
+
+def test_every_domain_and_level_is_generated_without_repeats():
+    problems = tasks.generate(6, seed=0)
+    for domain in tasks.DOMAINS:
+        for level in tasks.LEVELS:
+            ids = [p.id for p in problems if p.domain == domain and p.level == level]
+            assert len(ids) == 6 and len(set(ids)) == 6, (domain, level)
+
+
+def test_excluded_ids_never_appear():
+    held_out = {p.id for p in tasks.generate(5, seed=1)}
+    train = tasks.generate(30, seed=2, exclude_ids=held_out)
+    assert held_out.isdisjoint(p.id for p in train)
+
+
+def _true_answer(problem: tasks.Problem) -> str:
+    """Recompute the answer from the prompt alone, independently of the generator."""
+    prompt = problem.prompt
+    if problem.domain == "arithmetic":
+        a, op, b = re.fullmatch(r"What is (\d+) ([-+*]) (\d+)\?", prompt).groups()
+        a, b = int(a), int(b)
+        return str({"+": a + b, "-": a - b, "*": a * b}[op])
+    if problem.domain == "algebra":
+        equation = prompt.removeprefix("Solve for x: ")
+        for x in range(-100, 101):
+            left, right = (side.replace("x", f"*({x})") for side in equation.split(" = "))
+            left, right = (s if not s.startswith("*") else s[1:] for s in (left, right))
+            if eval(left) == eval(right):  # noqa: S307 - our own generated equation, not model output
+                return str(x)
+        raise AssertionError(f"no integer solution for {equation}")
+    if problem.domain == "choice":
+        options = dict(re.findall(r"\(([A-E])\) (\d+)", prompt))
+        values = {k: int(v) for k, v in options.items()}
+        if "largest" in prompt:
+            return max(values, key=values.get)
+        if "smallest" in prompt:
+            return min(values, key=values.get)
+        a, b = map(int, re.search(r"equals (\d+) \+ (\d+)", prompt).groups())
+        return next(k for k, v in values.items() if v == a + b)
+    if problem.domain == "transcription":
+        symbols = prompt.split(": ", 1)[1].split()
+        return " ".join(symbols[::-1] if prompt.startswith("Reverse") else symbols)
+    if problem.domain == "counting":
+        target, sequence = re.fullmatch(r"How many times does (\w) appear in: (.*)", prompt).groups()
+        return str(sequence.split().count(target))
+    raise AssertionError(problem.domain)
+
+
+@pytest.mark.parametrize("domain", sorted(tasks.DOMAINS))
+def test_answers_are_correct_and_every_trace_boxes_the_answer(domain):
+    for problem in tasks.generate(25, seed=11, domains=[domain]):
+        assert problem.answer == _true_answer(problem), problem.prompt
+        extraction = extract_answer(problem.response())
+        assert extraction.answer == problem.answer, (problem.prompt, extraction)
+
+
+def test_arithmetic_steps_are_correct_arithmetic():
+    """Every 'x + y (+ c) = s' and 'a * d = p' line in a trace is true."""
+    for problem in tasks.generate(30, seed=5, domains=["arithmetic"]):
+        for step in problem.steps:
+            if m := re.fullmatch(r"(\d+) \+ (\d+)(?: \+ (\d+))? = (\d+)(?:,.*)?", step):
+                a, b, c, s = (int(g) if g else 0 for g in m.groups())
+                assert a + b + c == s, step
+            if m := re.fullmatch(r"(\d+) \* (\d+)(?: shifted by (\d+))? = (\d+)", step):
+                a, d, shift, p = (int(g) if g else 0 for g in m.groups())
+                assert a * d * 10**shift == p, step
+
+
+def test_unknown_domain_and_level_are_rejected():
+    import random
+
+    with pytest.raises(ValueError, match="unknown task domain"):
+        tasks.make_problem("poetry", 1, random.Random(0))
+    with pytest.raises(ValueError, match="level"):
+        tasks.make_problem("arithmetic", 9, random.Random(0))

@@ -1,0 +1,51 @@
+"""Multi-process behaviour: SFT under `accelerate launch` with 2 CPU processes and DeepSpeed ZeRO-3."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rlcs.metrics import read_metrics
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_zero3_sft_partitions_parameters_and_decreases_loss(tmp_path, micro_model_dir, suite_dir):
+    out = tmp_path / "sft"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29531",
+        "-m", "rlcs.cli", "sft", "--config", str(REPO / "recipes/tiny/sft.yaml"),
+        f"output_dir={out}", f"model.path={micro_model_dir}",
+        f"data.train={suite_dir / 'sft.jsonl'}", f"data.eval={suite_dir / 'sft_eval.jsonl'}",
+        "data.seq_len=256", "train.micro_batch_size=4", "train.max_steps=8", "train.log_every=1",
+        "train.eval_every=8", "optim.lr=1e-2", "optim.warmup_steps=0", "optim.schedule=constant",
+        "logging.wandb=false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["num_processes"] == 2 and "DEEPSPEED" in info["distributed_type"]
+    shares = [held / info["parameters"] for held in info["parameters_per_rank"]]
+    assert all(0.4 < share < 0.6 for share in shares), shares  # each rank holds about half
+
+    losses = [row["train/loss"] for row in read_metrics(out) if "train/loss" in row]
+    assert len(losses) == 8 and all(math.isfinite(loss) for loss in losses)
+    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
+    assert any("eval/loss" in row for row in read_metrics(out))
+
+    # The final model is gathered from the shards into a normal HF directory.
+    reloaded = AutoModelForCausalLM.from_pretrained(out / "model")
+    initial = AutoModelForCausalLM.from_pretrained(micro_model_dir)
+    assert sum(p.numel() for p in reloaded.parameters()) == info["parameters"]
+    changed = [not torch.equal(a, b) for a, b in zip(reloaded.parameters(), initial.parameters())]
+    assert all(changed)
