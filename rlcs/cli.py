@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-from rlcs.config import InitRecipe, PretrainRecipe, RecipeError, SFTRecipe, SuiteRecipe, load_recipe
+from rewards.registry import RewardSpecError
+from rlcs.config import InitRecipe, PretrainRecipe, RecipeError, RLRecipe, SFTRecipe, SuiteRecipe, load_recipe
 from rlcs.data import DataError
 
 # sub-command -> (module under rlcs.stages, recipe schema, help)
@@ -15,6 +16,7 @@ STAGES = {
     "init": ("init", InitRecipe, "train a tokenizer and build a fresh model from a config"),
     "pretrain": ("pretrain", PretrainRecipe, "causal-LM pretraining on packed blocks"),
     "sft": ("sft", SFTRecipe, "long chain-of-thought SFT (loss on responses only)"),
+    "rl": ("rl", RLRecipe, "group-relative policy optimisation on verifiable rewards"),
 }
 
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         module_name, schema, _ = STAGES[args.command]
         recipe = load_recipe(args.config, schema, args.overrides)
         importlib.import_module(f"rlcs.stages.{module_name}").run(recipe)
-    except (RecipeError, DataError) as exc:
+    except (RecipeError, DataError, RewardSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

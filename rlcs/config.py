@@ -122,6 +122,74 @@ class SFTRecipe(StageRecipe):
     data: SFTData
 
 
+class RLData(Section):
+    train: DataSource
+    eval: DataSource | None = None
+    split: str = "train"
+
+
+class RewardEntry(Section):
+    verifier: str = Field(description="registered name, package.module:fn, path/file.py:fn or entry point")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    min_reward: float = 0.0
+
+
+class RolloutConfig(Section):
+    engine: Literal["hf"] = "hf"
+    group_size: int = Field(8, ge=2, description="G completions per example")
+    max_new_tokens: int = Field(256, ge=1)
+    answer_budget: int = Field(32, ge=1, description="tokens for the answer after a forced </think>")
+    force_answer: bool = True
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0: off")
+
+
+class SamplerConfig(Section):
+    name: Literal["uniform"] = "uniform"
+
+
+class PolicyConfig(Section):
+    batch_size: int = Field(8, ge=1, description="examples per step, all processes together")
+    ppo_epochs: int = Field(1, ge=1)
+    mini_batches: int = Field(1, ge=1, description="optimizer steps per epoch over a rollout batch")
+    eps_low: float = Field(0.2, ge=0, lt=1)
+    eps_high: float = Field(0.28, ge=0)
+    dual_clip: float | None = Field(None, gt=1)
+    aggregation: Literal["per_sample", "token", "seq_sum_norm"] = "per_sample"
+    scale_adv_by_std: bool = True
+    kl_coef: float = Field(0.0, ge=0, description="> 0 adds k3 KL to a frozen copy of the start model")
+    entropy_coef: float = Field(0.0, ge=0)
+    pass_threshold: float = Field(1.0, description="a reward at or above this counts as a pass")
+
+
+class RLTrainConfig(Section):
+    steps: int = Field(50, ge=1)
+    micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward")
+    log_every: int = Field(1, ge=1)
+    eval_every: int = Field(0, ge=0, description="0: only before and after training")
+    eval_max_examples: int | None = Field(200, ge=1)
+    eval_max_new_tokens: int = Field(256, ge=1)
+    completions_every: int = Field(10, ge=1)
+    completions_logged: int = Field(4, ge=1)
+    save_every: int = Field(0, ge=0)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class RLRecipe(Section):
+    output_dir: str
+    seed: int = 0
+    model: ModelConfig
+    data: RLData
+    rewards: dict[str, RewardEntry] = Field(description="domain -> verifier")
+    rollout: RolloutConfig = RolloutConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    rl: PolicyConfig = PolicyConfig()
+    optim: OptimConfig = OptimConfig(lr=1e-5, warmup_steps=0, schedule="constant")
+    train: RLTrainConfig = RLTrainConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
 class SuiteRecipe(Section):
     """`rlcs data`: the synthetic task suite and the splits made from it."""
 

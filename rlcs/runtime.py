@@ -25,12 +25,12 @@ def _wandb_offline_unless_configured() -> None:
     os.environ["WANDB_MODE"] = "offline"
 
 
-def make_accelerator(recipe: StageRecipe) -> Accelerator:
+def make_accelerator(recipe: StageRecipe, grad_accum: int | None = None) -> Accelerator:
     if recipe.logging.wandb:
         _wandb_offline_unless_configured()
     accelerator = Accelerator(
         kwargs_handlers=_cpu_deepspeed_fix(),
-        gradient_accumulation_steps=recipe.train.grad_accum,
+        gradient_accumulation_steps=grad_accum or recipe.train.grad_accum,
         log_with=["wandb"] if recipe.logging.wandb else None,
         project_dir=recipe.output_dir,
     )

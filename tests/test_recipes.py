@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlcs.config import InitRecipe, PretrainRecipe, SFTRecipe, SuiteRecipe, validate_recipe
+from rlcs.config import InitRecipe, PretrainRecipe, RLRecipe, SFTRecipe, SuiteRecipe, validate_recipe
 
 from .conftest import REPO
 
-SCHEMAS = {"data": SuiteRecipe, "init": InitRecipe, "pretrain": PretrainRecipe, "sft": SFTRecipe}
+SCHEMAS = {"data": SuiteRecipe, "init": InitRecipe, "pretrain": PretrainRecipe, "sft": SFTRecipe, "rl": RLRecipe}
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate")
 
 

@@ -25,7 +25,7 @@ def test_zero3_sft_partitions_parameters_and_decreases_loss(tmp_path, micro_mode
         "-m", "rlcs.cli", "sft", "--config", str(REPO / "recipes/tiny/sft.yaml"),
         f"output_dir={out}", f"model.path={micro_model_dir}",
         f"data.train={suite_dir / 'sft.jsonl'}", f"data.eval={suite_dir / 'sft_eval.jsonl'}",
-        "data.seq_len=256", "train.micro_batch_size=4", "train.max_steps=8", "train.log_every=1",
+        "data.seq_len=256", "train.micro_batch_size=2", "train.grad_accum=2", "train.max_steps=8", "train.log_every=1",
         "train.eval_every=8", "optim.lr=1e-2", "optim.warmup_steps=0", "optim.schedule=constant",
         "logging.wandb=false",
     ]

@@ -1,0 +1,29 @@
+"""Each benchmark owns one marked section of docs/benchmarks.md and rewrites only that."""
+
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = (
+    "# Benchmarks\n\nEvery table here is written by a script under `benchmarks/`; "
+    "the command that reproduces it is given above the table.\n"
+)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def write_section(name: str, markdown: str) -> None:
+    text = DOC.read_text() if DOC.exists() else HEADER
+    block = f"<!-- BEGIN {name} -->\n{markdown.strip()}\n<!-- END {name} -->"
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+    print(f"wrote section '{name}' of {DOC}")

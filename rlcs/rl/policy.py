@@ -1,0 +1,117 @@
+"""From scored completions to a policy update.
+
+``build_batch`` lays prompt + completion tokens out as right-padded rows with a
+mask over the tokens the policy chose; ``policy_update`` runs the epochs and
+mini-batches of the clipped objective with gradient accumulation over
+micro-batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlcs.config import PolicyConfig
+from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
+from rlcs.rl.rollout import Completion
+
+
+@dataclass
+class RolloutBatch:
+    input_ids: torch.Tensor  # [N, L] prompt + completion, right-padded
+    attention_mask: torch.Tensor  # [N, L]
+    loss_mask: torch.Tensor  # [N, L-1] over predicted positions: 1 where a policy token is predicted
+    advantages: torch.Tensor  # [N]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def rows(self, index: torch.Tensor) -> RolloutBatch:
+        return RolloutBatch(self.input_ids[index], self.attention_mask[index], self.loss_mask[index],
+                            self.advantages[index])
+
+
+def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id: int,
+                device: torch.device) -> RolloutBatch:
+    width = max(len(c.prompt_ids) + len(c.token_ids) for c in completions)
+    ids, attention, mask = [], [], []
+    for c in completions:
+        sequence = c.prompt_ids + c.token_ids
+        pad = width - len(sequence)
+        ids.append(sequence + [pad_id] * pad)
+        attention.append([1] * len(sequence) + [0] * pad)
+        # position t predicts token t+1: completion token k sits at len(prompt)+k, predicted from the one before
+        mask.append([0] * (len(c.prompt_ids) - 1) + c.loss_mask + [0] * pad)
+    return RolloutBatch(torch.tensor(ids, device=device), torch.tensor(attention, device=device),
+                        torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device))
+
+
+def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False):
+    """Log-probability of each next token ``[N, L-1]`` (and the entropy at each position)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1]
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return logp, entropy
+
+
+@torch.no_grad()
+def logprobs_in_chunks(model, batch: RolloutBatch, micro_batch_size: int) -> torch.Tensor:
+    return torch.cat([token_logprobs(model, batch.rows(torch.arange(i, min(i + micro_batch_size, len(batch)))))[0]
+                      for i in range(0, len(batch), micro_batch_size)])
+
+
+def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch, config: PolicyConfig,
+                  micro_batch_size: int, max_new_tokens: int, max_grad_norm: float, generator: torch.Generator,
+                  ref_model=None) -> dict[str, float]:
+    n = len(batch)
+    mini_size = n // config.mini_batches
+    # Off-policy only when the same rollouts feed several optimizer steps; otherwise old == current.
+    reuse = config.ppo_epochs > 1 or config.mini_batches > 1
+    old_logp = logprobs_in_chunks(model, batch, micro_batch_size) if reuse else None
+    ref_logp = logprobs_in_chunks(ref_model, batch, micro_batch_size) if ref_model is not None else None
+    want_entropy = True  # logged every step; cheap next to the forward pass
+    totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
+              "kl_ref": 0.0}
+    micro_steps, grad_norms = 0, []
+    for _epoch in range(config.ppo_epochs):
+        order = torch.randperm(n, generator=generator).to(batch.input_ids.device)
+        for start in range(0, mini_size * config.mini_batches, mini_size):
+            mini = order[start:start + mini_size]
+            for m in range(0, mini_size, micro_batch_size):
+                index = mini[m:m + micro_batch_size]
+                micro = batch.rows(index)
+                with accelerator.accumulate(model):
+                    logp, entropy = token_logprobs(model, micro, with_entropy=want_entropy)
+                    old = old_logp[index] if old_logp is not None else logp.detach()
+                    loss, stats = clipped_policy_loss(
+                        logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,
+                        config.dual_clip, config.aggregation, max_new_tokens,
+                    )
+                    if ref_logp is not None:
+                        kl = aggregate(kl_k3(logp, ref_logp[index]), micro.loss_mask, config.aggregation,
+                                       max_new_tokens)
+                        loss = loss + config.kl_coef * kl
+                        totals["kl_ref"] += float(kl)
+                    mean_entropy = aggregate(entropy, micro.loss_mask, "token")
+                    if config.entropy_coef:
+                        loss = loss - config.entropy_coef * mean_entropy
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        grad_norms.append(float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)))
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                micro_steps += 1
+                totals["loss"] += float(loss.detach())
+                totals["clip_frac_low"] += stats.clip_frac_low
+                totals["clip_frac_high"] += stats.clip_frac_high
+                totals["approx_kl"] += stats.approx_kl
+                totals["entropy"] += float(mean_entropy.detach())
+    metrics = {f"train/{key}": value / max(micro_steps, 1) for key, value in totals.items()}
+    if ref_model is None:
+        metrics.pop("train/kl_ref")
+    metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
+    return metrics

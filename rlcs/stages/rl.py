@@ -1,0 +1,243 @@
+"""`rlcs rl`: group-relative policy optimisation on verifiable rewards.
+
+One step, as in DESIGN.md's data flow:
+    sampler.pick -> rollout.generate (G per example) -> rewards.score ->
+    group advantages -> sampler.update -> policy update -> log / eval / checkpoint
+Every process picks the same examples (identically seeded samplers fed the same
+gathered outcomes), rolls out its share, and trains on its share.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from rewards.router import RewardRouter
+from rlcs.chat import render_prompt
+from rlcs.checkpoint import save_model, save_step_checkpoint
+from rlcs.config import RLRecipe, dump_recipe
+from rlcs.data import load_examples
+from rlcs.evaluate import accuracy_table, example_messages, generate_greedy, is_exact
+from rlcs.metrics import MetricsLogger
+from rlcs.optim import build_optimizer, build_scheduler
+from rlcs.rl.advantages import group_advantages
+from rlcs.rl.policy import build_batch, policy_update
+from rlcs.rl.rollout import HFEngine, SamplingParams, gathered_for_generation
+from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
+from rlcs.sampling import GroupOutcome, build_sampler, state_digest
+
+
+def run(recipe: RLRecipe) -> Path:
+    accelerator = make_accelerator(recipe, grad_accum=1)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    cfg, G = recipe.rl, recipe.rollout.group_size
+    micro_per_mini = _check_batch_shape(recipe, world)
+    accelerator.gradient_accumulation_steps = micro_per_mini  # known only now that the world size is
+    output_dir = Path(recipe.output_dir)
+    if accelerator.is_main_process:
+        dump_recipe(recipe, output_dir / "recipe.yaml")
+
+    examples = load_examples(recipe.data.train, recipe.data.split)
+    eval_examples = _eval_subset(recipe)
+    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
+                                      examples + eval_examples)
+    sampler = build_sampler(recipe.sampler.name, examples, recipe.seed)
+    tokenizer = load_tokenizer(recipe.model)
+    policy = load_model(recipe.model)
+    ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    optimizer = build_optimizer(policy, recipe.optim)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    if ref_model is not None:
+        ref_model = ref_model.to(accelerator.device)
+    scheduler = build_scheduler(_base_optimizer(optimizer), recipe.optim,
+                                recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
+    engine = HFEngine(policy, tokenizer, accelerator)
+    sampling = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget,
+                              recipe.rollout.temperature, recipe.rollout.top_p, recipe.rollout.top_k,
+                              recipe.rollout.force_answer)
+    generator = torch.Generator().manual_seed(recipe.seed + rank)
+    logger = MetricsLogger(accelerator, recipe, "rl")
+    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step=0)
+
+    progress = tqdm(range(1, recipe.train.steps + 1), desc="rl", disable=not accelerator.is_local_main_process)
+    for step in progress:
+        started = time.time()
+        picked = sampler.pick(cfg.batch_size)
+        mine = picked[rank::world]
+
+        completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
+        rollout_done = time.time()
+
+        group_examples = [mine[c.prompt_index] for c in completions]
+        rewards = torch.tensor(router.score([c.text for c in completions], group_examples)).view(len(mine), G)
+        reward_done = time.time()
+
+        advantages = group_advantages(rewards, scale_by_std=cfg.scale_adv_by_std)
+        outcomes = gather_object([
+            GroupOutcome(e["id"], e["domain"], r.tolist(), int((r >= cfg.pass_threshold).sum()))
+            for e, r in zip(mine, rewards)
+        ])
+        sampler.update(outcomes)
+
+        batch = build_batch(completions, advantages.flatten(), tokenizer.pad_token_id, accelerator.device)
+        train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
+                                      recipe.train.micro_batch_size, sampling.max_new_tokens,
+                                      recipe.optim.max_grad_norm, generator, ref_model)
+        done = time.time()
+
+        if step % recipe.train.log_every == 0 or step == recipe.train.steps:
+            rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced) for c in completions])
+            metrics = {
+                **_reward_metrics(outcomes, router),
+                **_rollout_metrics(rollout_stats, outcomes),
+                **_reduce_mean(accelerator, train_metrics),
+                **sampler.metrics(),
+                "time/rollout_s": rollout_done - started,
+                "time/reward_s": reward_done - rollout_done,
+                "time/train_s": done - reward_done,
+                "time/tokens_per_s": sum(n for n, _, _ in rollout_stats) / max(done - started, 1e-9),
+                "train/lr": scheduler.get_last_lr()[0],
+            }
+            logger.log(metrics, step)
+            progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
+            _check_ranks_agree(accelerator, sampler, step)
+        if accelerator.is_main_process:
+            _append_jsonl(output_dir / "picks.jsonl", {"step": step, "ids": [e["id"] for e in picked]})
+        if step % recipe.train.completions_every == 0:
+            _log_completions(accelerator, recipe, logger, completions, group_examples, rewards.flatten(), step)
+        if recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps:
+            _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step)
+        if recipe.train.save_every and step % recipe.train.save_every == 0 and step < recipe.train.steps:
+            save_step_checkpoint(accelerator, policy, tokenizer, output_dir, step, recipe.train.keep_checkpoints)
+
+    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, recipe.train.steps)
+    _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
+    final = save_model(accelerator, policy, tokenizer, output_dir / "model",
+                       extra={"step": recipe.train.steps, "stage": "rl"})
+    logger.close()
+    return final
+
+
+def _check_batch_shape(recipe: RLRecipe, world: int) -> int:
+    """Every process must run the same number of forward/backward passes (ZeRO-3 collectives)."""
+    cfg = recipe.rl
+    if cfg.batch_size % world:
+        raise ValueError(f"rl.batch_size={cfg.batch_size} must be divisible by the {world} processes")
+    sequences = cfg.batch_size // world * recipe.rollout.group_size
+    if sequences % cfg.mini_batches:
+        raise ValueError(f"{sequences} sequences per process do not split into rl.mini_batches={cfg.mini_batches}")
+    mini = sequences // cfg.mini_batches
+    if mini % recipe.train.micro_batch_size:
+        raise ValueError(f"a mini-batch of {mini} sequences per process does not split into "
+                         f"train.micro_batch_size={recipe.train.micro_batch_size}")
+    return mini // recipe.train.micro_batch_size
+
+
+def _prompt(tokenizer, example: dict) -> str:
+    return render_prompt(tokenizer, example_messages(example))
+
+
+def _eval_subset(recipe: RLRecipe) -> list[dict]:
+    if not recipe.data.eval:
+        return []
+    examples = load_examples(recipe.data.eval)
+    limit = recipe.train.eval_max_examples
+    if limit and len(examples) > limit:
+        examples = random.Random(recipe.seed).sample(examples, limit)
+    return examples
+
+
+def _reward_metrics(outcomes: list[GroupOutcome], router: RewardRouter) -> dict[str, float]:
+    metrics, by_domain = {}, {}
+    for outcome in outcomes:
+        by_domain.setdefault(outcome.domain, []).extend(outcome.rewards)
+    everything = [r for values in by_domain.values() for r in values]
+    metrics["reward/mean"] = sum(everything) / len(everything)
+    for domain, values in sorted(by_domain.items()):
+        metrics[f"reward/{domain}/mean"] = sum(values) / len(values)
+    for domain, count in router.errors.items():
+        metrics[f"reward/{domain}/errors"] = count
+    return metrics
+
+
+def _rollout_metrics(stats: list[tuple[int, bool, bool]], outcomes: list[GroupOutcome]) -> dict[str, float]:
+    lengths = [n for n, _, _ in stats]
+    completions = sum(len(o.rewards) for o in outcomes)
+    return {
+        "rollout/pass_rate": sum(o.passes for o in outcomes) / completions,
+        "rollout/zero_variance_frac": sum(not o.informative for o in outcomes) / len(outcomes),
+        "rollout/length_mean": sum(lengths) / len(lengths),
+        "rollout/length_max": max(lengths),
+        "rollout/truncated_frac": sum(t for _, t, _ in stats) / len(stats),
+        "rollout/forced_answer_frac": sum(f for _, _, f in stats) / len(stats),
+    }
+
+
+def _reduce_mean(accelerator, metrics: dict[str, float]) -> dict[str, float]:
+    keys = sorted(metrics)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    return dict(zip(keys, accelerator.reduce(values, reduction="mean").tolist()))
+
+
+def _check_ranks_agree(accelerator, sampler, step: int) -> None:
+    digests = gather_object([state_digest(sampler)])
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"step {step}: processes disagree on the sampler state {digests}; "
+                           "the data or seeds differ between processes")
+
+
+@torch.no_grad()
+def _log_eval(accelerator, policy, tokenizer, examples, recipe: RLRecipe, logger, step: int) -> None:
+    """Greedy held-out accuracy; each process evaluates its share with the gathered model."""
+    if not examples:
+        return
+    mine = examples[accelerator.process_index::accelerator.num_processes]
+    with gathered_for_generation(policy, accelerator) as model:
+        was_training = model.training
+        completions = generate_greedy(model, tokenizer, [_prompt(tokenizer, e) for e in mine],
+                                      recipe.train.eval_max_new_tokens, batch_size=64, show_progress=False)
+        model.train(was_training)
+    results = gather_object([(e, is_exact(c, e["answer"])) for e, c in zip(mine, completions)])
+    logger.log(accuracy_table([e for e, _ in results], [ok for _, ok in results]), step)
+
+
+def _log_completions(accelerator, recipe, logger, completions, examples, rewards, step: int) -> None:
+    rows = [[step, e["id"], e["domain"], c.text, str(e["answer"]), float(r)]
+            for c, e, r in list(zip(completions, examples, rewards))[: recipe.train.completions_logged]]
+    rows = gather_object(rows)
+    if not accelerator.is_main_process:
+        return
+    columns = ["step", "id", "domain", "completion", "answer", "reward"]
+    for row in rows:
+        _append_jsonl(Path(recipe.output_dir) / "completions.jsonl", dict(zip(columns, row)))
+    if recipe.logging.wandb:
+        accelerator.get_tracker("wandb").log_table("completions", columns=columns, data=rows, step=step)
+
+
+def _write_run_info(accelerator, policy, sampler, recipe: RLRecipe, micro_per_mini: int) -> None:
+    full, local = parameter_counts(policy)
+    per_rank = gather_object([(local, state_digest(sampler))])
+    if accelerator.is_main_process:
+        info = {"stage": "rl", "num_processes": accelerator.num_processes,
+                "distributed_type": str(accelerator.distributed_type), "parameters": full,
+                "parameters_per_rank": [n for n, _ in per_rank], "sampler_digest_per_rank": [d for _, d in per_rank],
+                "micro_batches_per_optimizer_step": micro_per_mini}
+        (Path(recipe.output_dir) / "run_info.json").write_text(json.dumps(info, indent=2))
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _base_optimizer(optimizer):
+    while hasattr(optimizer, "optimizer"):
+        optimizer = optimizer.optimizer
+    return optimizer

@@ -1,0 +1,94 @@
+"""Single-process stage runs on the micro model, through the real `rlcs` command."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+
+from rlcs.metrics import read_metrics
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def rlcs(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "rlcs.cli", *args], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_sft_run_logs_metrics_writes_recipe_and_rotates_checkpoints(tmp_path, micro_model_dir, suite_dir):
+    out = tmp_path / "sft"
+    result = rlcs("sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={out}", f"model.path={micro_model_dir}",
+                  f"data.train={suite_dir / 'sft.jsonl'}", f"data.eval={suite_dir / 'sft_eval.jsonl'}",
+                  "data.seq_len=128", "train.micro_batch_size=4", "train.grad_accum=2", "train.max_steps=6",
+                  "train.log_every=2", "train.eval_every=3", "train.save_every=2", "train.keep_checkpoints=2",
+                  "logging.wandb=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # conversations longer than seq_len are reported, not silently lost
+    assert "longer than data.seq_len=128 tokens and were skipped" in result.stdout
+
+    resolved = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert resolved["train"]["max_steps"] == 6 and resolved["optim"]["schedule"] == "cosine"
+
+    rows = read_metrics(out)
+    train_rows = [r for r in rows if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == [2, 4, 6]
+    for key in ("train/lr", "train/grad_norm", "train/tokens_per_s", "train/padding_frac"):
+        assert all(math.isfinite(r[key]) for r in train_rows), key
+    assert [r["step"] for r in rows if "eval/loss" in r] == [3, 6]
+
+    # save_every=2, keep 2, and the final step is the final model rather than a step checkpoint
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == ["step-2", "step-4"]
+    assert not list(out.rglob("*.partial"))
+    state = json.loads((out / "checkpoints/step-4/rlcs_state.json").read_text())
+    assert state == {"step": 4}
+    AutoModelForCausalLM.from_pretrained(out / "checkpoints/step-4")
+    AutoModelForCausalLM.from_pretrained(out / "model")
+
+
+def test_bad_recipe_stops_before_compute_with_exit_code_2(tmp_path, micro_model_dir):
+    result = rlcs("sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={tmp_path}", "optim.learning_rate=1")
+    assert result.returncode == 2
+    assert "optim.learning_rate: unknown key" in result.stderr
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_launch_sh_chains_every_step(tmp_path):
+    """The README's main job, shrunk: data -> init -> pretrain -> sft through accelerate launch."""
+    data = tmp_path / "data"
+    out = tmp_path / "run"
+    sizes = ["data:eval_per_level=2", "data:rl_per_level=2", "data:sft_per_level=6", "data:pretrain_per_level=6",
+             f"data:output_dir={data}", f"init:tokenizer.corpus=[{data}/pretrain.jsonl]",
+             "init:model.config.hidden_size=32", "init:model.config.num_hidden_layers=1",
+             "init:model.config.num_attention_heads=2", "init:model.config.head_dim=16",
+             "init:model.config.intermediate_size=64",
+             f"pretrain:data.train={data}/pretrain.jsonl", f"pretrain:data.eval={data}/pretrain_eval.jsonl",
+             f"sft:data.train={data}/sft.jsonl", f"sft:data.eval={data}/sft_eval.jsonl",
+             "train.max_steps=2", "train.micro_batch_size=2", "logging.wandb=false"]
+    result = subprocess.run(["./launch.sh", "--out", str(out), *sizes], cwd=REPO, env={**ENV, "PATH": _path()},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    steps = [line.split("\t")[0] for line in (out / "launch_times.tsv").read_text().splitlines()]
+    assert steps == ["data", "init", "pretrain", "sft"]
+    sft_recipe = yaml.safe_load((out / "sft/recipe.yaml").read_text())
+    assert sft_recipe["model"]["path"] == f"{out}/pretrain/model"  # each stage starts from the previous one
+    assert f"{out}/sft/metrics.jsonl" in result.stdout
+    AutoModelForCausalLM.from_pretrained(out / "sft/model")
+
+
+def test_launch_sh_rejects_unknown_arguments():
+    result = subprocess.run(["./launch.sh", "--bogus"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown argument '--bogus'" in result.stderr
+
+
+def _path() -> str:
+    """launch.sh calls `rlcs` and `accelerate`: make this interpreter's scripts visible."""
+    return f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"
