@@ -25,7 +25,9 @@ def _wandb_offline_unless_configured() -> None:
     os.environ["WANDB_MODE"] = "offline"
 
 
-def make_accelerator(recipe: StageRecipe, grad_accum: int | None = None) -> Accelerator:
+def make_accelerator(recipe: StageRecipe, grad_accum: int | None = None,
+                     micro_batch_size: int | None = None) -> Accelerator:
+    """``micro_batch_size`` is needed by DeepSpeed when no dataloader goes through ``prepare`` (RL)."""
     if recipe.logging.wandb:
         _wandb_offline_unless_configured()
     accelerator = Accelerator(
@@ -38,6 +40,9 @@ def make_accelerator(recipe: StageRecipe, grad_accum: int | None = None) -> Acce
     if plugin is not None and plugin.deepspeed_config.get("gradient_clipping", "auto") == "auto":
         # DeepSpeed clips inside its step; give it the recipe's value rather than accelerate's default.
         plugin.deepspeed_config["gradient_clipping"] = recipe.optim.max_grad_norm
+    if plugin is not None and micro_batch_size:
+        if plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") == "auto":
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro_batch_size
     set_seed(recipe.seed)
     return accelerator
 

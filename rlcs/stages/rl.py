@@ -35,7 +35,7 @@ from rlcs.sampling import GroupOutcome, build_sampler, state_digest
 
 
 def run(recipe: RLRecipe) -> Path:
-    accelerator = make_accelerator(recipe, grad_accum=1)
+    accelerator = make_accelerator(recipe, grad_accum=1, micro_batch_size=recipe.train.micro_batch_size)
     world, rank = accelerator.num_processes, accelerator.process_index
     cfg, G = recipe.rl, recipe.rollout.group_size
     micro_per_mini = _check_batch_shape(recipe, world)
