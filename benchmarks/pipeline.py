@@ -17,6 +17,7 @@ from report import machine, write_section  # noqa: E402
 from rlcs.config import ModelConfig  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table  # noqa: E402
+from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.runtime import load_model, load_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def main() -> None:
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples)
     eval_seconds = time.time() - started
 
+    rl_section = _rl_before_after(out / "rl") if (out / "rl" / "metrics.jsonl").exists() else ""
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
     write_section("pipeline", f"""
@@ -61,7 +63,29 @@ Command: `python benchmarks/pipeline.py` (runs `./launch.sh --out {args.out}` wi
 boxed answer compared exactly after whitespace normalisation; evaluation took {eval_seconds:.0f} s.
 
 {format_table(metrics)}
+{rl_section}
 """)
+
+
+def _rl_before_after(rl_dir: Path) -> str:
+    """Held-out greedy accuracy logged by the RL stage before its first step and after its last."""
+    rows = [r for r in read_metrics(rl_dir) if "eval/accuracy" in r]
+    before, after = rows[0], rows[-1]
+    domains = sorted({k.split("/")[1] for k in before if k.count("/") == 2 and k != "eval/accuracy"})
+    lines = [f"| {d} | {before[f'eval/{d}/accuracy']:.0%} | {after[f'eval/{d}/accuracy']:.0%} |" for d in domains]
+    lines.append(f"| **all** | {before['eval/accuracy']:.0%} | {after['eval/accuracy']:.0%} |")
+    rewards = [r["reward/mean"] for r in read_metrics(rl_dir) if "reward/mean" in r]
+    k = max(1, len(rewards) // 5)
+    return f"""
+## Held-out accuracy before and after RL (tiny recipe)
+
+The RL stage's own evaluation (`eval_max_examples` held-out items drawn with the recipe's seed, greedy) at
+step 0 and after step {after['step']}. Mean training reward: first {k} steps {sum(rewards[:k]) / k:.3f},
+last {k} steps {sum(rewards[-k:]) / k:.3f}.
+
+| domain | before RL | after RL |
+|---|---|---|
+""" + "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -69,4 +69,15 @@ def _load_file(path: str):
 
 
 def _load_builtins() -> None:
-    from rewards import choice, exact, numeric, ocr  # noqa: F401 - registers them
+    from rewards import (  # noqa: F401 - importing registers them
+        choice,
+        code,
+        exact,
+        format_check,
+        grounding,
+        gui,
+        judge,
+        math_verifier,
+        numeric,
+        ocr,
+    )

@@ -2,8 +2,10 @@
 
 The recipe maps every domain to a verifier spec and keyword arguments; all are
 resolved at start-up, so an unknown domain or spec fails before any rollout.
-A verifier that raises gives the domain's minimum reward, is counted per domain
-(``reward/<domain>/errors``) and logged with the example id.
+With ``workers > 0`` verifiers run in supervised worker processes, each call
+under ``timeout_s``; a verifier that raises, hangs or kills its process gives
+the domain's minimum reward, is counted (``reward/<domain>/errors``,
+``reward/<domain>/timeouts``) and logged with the example id.
 """
 
 from __future__ import annotations
@@ -12,50 +14,100 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
+from rewards.isolation import Call, Outcome, VerifierPool
 from rewards.registry import RewardFn, RewardSpecError, get
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class DomainReward:
+class Term:
+    spec: str
     fn: RewardFn
+    kwargs: dict = field(default_factory=dict)
+    weight: float = 1.0
+
+
+@dataclass
+class DomainReward:
+    """A domain's reward: the weighted sum of its terms' values (terms returning None are skipped)."""
+
+    terms: list[Term]
     min_reward: float = 0.0
 
 
 @dataclass
 class RewardRouter:
     domains: dict[str, DomainReward]
+    pool: VerifierPool | None = None
     errors: Counter = field(default_factory=Counter)
+    timeouts: Counter = field(default_factory=Counter)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Mapping], examples: Sequence[Mapping] = ()) -> RewardRouter:
-        """``config``: domain -> {"verifier": spec, "kwargs": {...}, "min_reward": 0.0}."""
+    def from_config(cls, config: Mapping[str, Mapping], examples: Sequence[Mapping] = (), workers: int = 0,
+                    timeout_s: float = 10.0) -> RewardRouter:
+        """``config``: domain -> {"verifier": spec, "kwargs": {...}, "min_reward": 0.0}
+        or domain -> {"terms": [{"verifier": spec, "kwargs": {...}, "weight": w}, ...], "min_reward": 0.0}."""
         domains = {}
         for domain, entry in config.items():
-            try:
-                fn = get(entry["verifier"])
-            except RewardSpecError as exc:
-                raise RewardSpecError(f"rewards.{domain}: {exc}") from None
-            domains[domain] = DomainReward(partial(fn, **dict(entry.get("kwargs") or {})),
-                                           float(entry.get("min_reward", 0.0)))
+            specs = entry.get("terms") or [{"verifier": entry.get("verifier"), "kwargs": entry.get("kwargs")}]
+            terms = []
+            for index, term in enumerate(specs):
+                try:
+                    fn = get(term["verifier"])
+                except RewardSpecError as exc:
+                    where = f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else "")
+                    raise RewardSpecError(f"{where}: {exc}") from None
+                terms.append(Term(term["verifier"], fn, dict(term.get("kwargs") or {}),
+                                  float(term.get("weight", 1.0))))
+            domains[domain] = DomainReward(terms, float(entry.get("min_reward", 0.0)))
         missing = sorted({e["domain"] for e in examples} - set(domains))
         if missing:
             raise RewardSpecError(f"no verifier configured for domain(s) {missing}; add them under 'rewards'")
-        return cls(domains)
+        return cls(domains, VerifierPool(workers, timeout_s) if workers else None)
 
     def score(self, completions: Sequence[str], examples: Sequence[Mapping]) -> list[float]:
+        if len(completions) != len(examples):
+            raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
+        jobs = [(i, term, completion, example) for i, (completion, example) in enumerate(zip(completions, examples))
+                for term in self.domains[example["domain"]].terms]
+        if self.pool is not None:
+            outcomes = self.pool.run([Call(t.spec, t.kwargs, c, dict(e)) for _, t, c, e in jobs])
+        else:
+            outcomes = [self._in_process(t, c, e) for _, t, c, e in jobs]
+        values: list[list[tuple[float, float | None]]] = [[] for _ in completions]
+        failed = [False] * len(completions)
+        for (i, term, _completion, example), outcome in zip(jobs, outcomes):
+            if outcome.status != "ok":
+                counter = self.timeouts if outcome.status == "timeout" else self.errors
+                counter[example["domain"]] += 1
+                log.warning("verifier %s for %s: %s on example %s: %s", term.spec, example["domain"],
+                            outcome.status, example.get("id"), outcome.message)
+                failed[i] = True
+            values[i].append((term.weight, outcome.value))
         scores = []
-        for completion, example in zip(completions, examples, strict=True):
-            route = self.domains[example["domain"]]
-            try:
-                value = route.fn(completion, example)
-                value = route.min_reward if value is None else float(value)
-            except Exception as exc:  # a verifier bug must not end a long run
-                self.errors[example["domain"]] += 1
-                log.warning("verifier for %s raised on example %s: %r", example["domain"], example.get("id"), exc)
-                value = route.min_reward
-            scores.append(value)
+        for i, example in enumerate(examples):
+            floor = self.domains[example["domain"]].min_reward
+            applicable = [(w, v) for w, v in values[i] if v is not None]
+            scores.append(floor if failed[i] or not applicable else sum(w * v for w, v in applicable))
         return scores
+
+    @staticmethod
+    def _in_process(term: Term, completion: str, example: Mapping) -> Outcome:
+        try:
+            value = term.fn(completion, example, **term.kwargs)
+            return Outcome(None if value is None else float(value), "ok")
+        except Exception as exc:  # a verifier bug must not end a long run
+            return Outcome(None, "error", f"{type(exc).__name__}: {exc}")
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for domain in self.domains:
+            out[f"reward/{domain}/errors"] = self.errors[domain]
+            out[f"reward/{domain}/timeouts"] = self.timeouts[domain]
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()

@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
     evaluate.add_argument("--out", default=None, help="write per-example results as JSONL here")
+    grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
+    grade.add_argument("--model", required=True, help="HF model directory or hub id")
+    grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
+    grade.add_argument("-k", type=int, default=8, help="samples per example")
+    grade.add_argument("--recipe", default="recipes/tiny/rl.yaml", help="RL recipe whose rewards and rollout to use")
+    grade.add_argument("--out", default=None, help="output JSONL (default: DATA_graded.jsonl)")
+    grade.add_argument("--batch-size", type=int, default=16, help="examples per generate call")
+    grade.add_argument("--limit", type=int, default=None)
+    grade.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -44,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             from rlcs.evaluate import main as evaluate_main
 
             return evaluate_main(args)
+        if args.command == "grade":
+            from rlcs.grade import main as grade_main
+
+            return grade_main(args)
         module_name, schema, _ = STAGES[args.command]
         recipe = load_recipe(args.config, schema, args.overrides)
         importlib.import_module(f"rlcs.stages.{module_name}").run(recipe)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -128,10 +128,30 @@ class RLData(Section):
     split: str = "train"
 
 
-class RewardEntry(Section):
+class RewardTerm(Section):
     verifier: str = Field(description="registered name, package.module:fn, path/file.py:fn or entry point")
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    weight: float = 1.0
+
+
+class RewardEntry(Section):
+    """One verifier (``verifier`` + ``kwargs``) or a weighted sum of several (``terms``)."""
+
+    verifier: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    terms: list[RewardTerm] | None = None
     min_reward: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RewardEntry:
+        if (self.verifier is None) == (self.terms is None):
+            raise ValueError("give either 'verifier' (with 'kwargs') or 'terms', not both or neither")
+        return self
+
+
+class RewardWorkersConfig(Section):
+    workers: int = Field(2, ge=0, description="verifier processes per training process; 0 scores in-process")
+    timeout_s: float = Field(10.0, gt=0, description="wall-clock limit of one verifier call")
 
 
 class RolloutConfig(Section):
@@ -146,7 +166,24 @@ class RolloutConfig(Section):
 
 
 class SamplerConfig(Section):
-    name: Literal["uniform"] = "uniform"
+    """Which examples each RL step rolls out (docs/curriculum.md explains every knob)."""
+
+    name: Literal["uniform", "dapo", "rlcs"] = "rlcs"
+    # dapo: regenerate until the batch holds only informative groups
+    max_refills: int = Field(3, ge=0, description="dapo: extra rollout rounds per step at most")
+    # rlcs: per-example Beta posteriors of the pass rate
+    prior_strength: float = Field(2.0, gt=0, description="pseudo-observations behind the prior mean")
+    initial_pass_rate: float = Field(0.5, gt=0, lt=1, description="domain prior before any evidence")
+    decay: float = Field(0.99, gt=0, le=1, description="evidence kept per step an item goes unseen")
+    explore: float = Field(0.1, ge=0, le=1, description="share of each domain's picks drawn uniformly")
+    easy_above: float = Field(0.8, gt=0, le=1)
+    hard_below: float = Field(0.2, ge=0, lt=1)
+    domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
+    yield_weight: float = Field(1.0, ge=0, le=1, description="how far domain weights follow informative yield")
+    domain_floor: float = Field(0.05, ge=0, le=1)
+    domain_ceiling: float = Field(1.0, gt=0, le=1)
+    ema_momentum: float = Field(0.9, ge=0, lt=1)
+    max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")
 
 
 class PolicyConfig(Section):
@@ -165,6 +202,7 @@ class PolicyConfig(Section):
 
 class RLTrainConfig(Section):
     steps: int = Field(50, ge=1)
+    max_rollouts: int | None = Field(None, ge=1, description="stop once this many completions were generated")
     micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward")
     log_every: int = Field(1, ge=1)
     eval_every: int = Field(0, ge=0, description="0: only before and after training")
@@ -182,6 +220,7 @@ class RLRecipe(Section):
     model: ModelConfig
     data: RLData
     rewards: dict[str, RewardEntry] = Field(description="domain -> verifier")
+    reward_workers: RewardWorkersConfig = RewardWorkersConfig()
     rollout: RolloutConfig = RolloutConfig()
     sampler: SamplerConfig = SamplerConfig()
     rl: PolicyConfig = PolicyConfig()

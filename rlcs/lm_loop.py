@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from rlcs.checkpoint import save_model, save_step_checkpoint
 from rlcs.config import StageRecipe
-from rlcs.metrics import MetricsLogger
-from rlcs.optim import build_optimizer, build_scheduler
+from rlcs.metrics import MetricsLogger, progress_bar
+from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
 from rlcs.runtime import parameter_counts
 
@@ -54,7 +53,7 @@ def train_causal_lm(
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     # The schedule drives the torch optimizer's own param groups, which DeepSpeed's
     # ZeRO optimizer reads from, so it works with and without DeepSpeed.
-    scheduler = build_scheduler(_base_optimizer(optimizer), recipe.optim, total_steps)
+    scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim, total_steps)
 
     logger = MetricsLogger(accelerator, recipe, stage)
     _write_run_info(accelerator, model, output_dir, stage, total_steps, steps_per_epoch, packing_stats)
@@ -63,7 +62,7 @@ def train_causal_lm(
     step, epoch = 0, 0
     window = {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
     grad_norm = None
-    progress = tqdm(total=total_steps, desc=stage, disable=not accelerator.is_local_main_process)
+    progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     while step < total_steps:
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
@@ -143,12 +142,6 @@ def evaluate_loss(accelerator: Accelerator, model, loader, max_batches: int | No
     loss_sum, tokens = accelerator.reduce(torch.stack([loss_sum, tokens]), reduction="sum").tolist()
     return loss_sum / max(tokens, 1.0)
 
-
-def _base_optimizer(optimizer):
-    """The torch optimizer under accelerate's (and DeepSpeed's) wrappers."""
-    while hasattr(optimizer, "optimizer"):
-        optimizer = optimizer.optimizer
-    return optimizer
 
 
 def _write_run_info(accelerator, model, output_dir: Path, stage: str, total_steps: int, steps_per_epoch: int,

@@ -16,8 +16,10 @@ class MetricsLogger:
         self.accelerator = accelerator
         self.path = Path(recipe.output_dir) / "metrics.jsonl"
         self.started = time.time()
+        self.trackers_on = False
         if not accelerator.is_main_process:
             return
+        self.trackers_on = recipe.logging.wandb
         if self.path.exists():
             print(f"note: starting a fresh run; replacing {self.path}")
             self.path.unlink()
@@ -35,10 +37,21 @@ class MetricsLogger:
         record = {"step": step, "time/elapsed_s": round(time.time() - self.started, 3), **clean}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        self.accelerator.log(clean, step=step)
+        if self.trackers_on:
+            self.accelerator.log({key: _for_wandb(key, value) for key, value in clean.items()}, step=step)
 
     def close(self) -> None:
         self.accelerator.end_training()
+
+
+def _for_wandb(key: str, value):
+    """Lists under a ``*_histogram`` key are bin counts over [0, 1]; wandb shows them as a histogram."""
+    if key.endswith("_histogram") and isinstance(value, list):
+        import numpy as np
+        import wandb
+
+        return wandb.Histogram(np_histogram=(value, np.linspace(0, 1, len(value) + 1)))
+    return value
 
 
 def _plain(value):
@@ -51,3 +64,12 @@ def _plain(value):
 def read_metrics(output_dir: str | Path) -> list[dict]:
     path = Path(output_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """tqdm on the main process; in a log file (no terminal) it updates every 30 s, not every step."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, mininterval=0.1 if sys.stderr.isatty() else 30.0)

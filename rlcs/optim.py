@@ -26,3 +26,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, total
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, warmup, total_steps, min_lr_rate=config.min_lr_ratio
     )
+
+
+def unwrap_optimizer(optimizer) -> torch.optim.Optimizer:
+    """The torch optimizer under accelerate's (and DeepSpeed's) wrappers: the schedule drives its
+    param groups, which DeepSpeed's ZeRO optimizer reads from."""
+    while hasattr(optimizer, "optimizer"):
+        optimizer = optimizer.optimizer
+    return optimizer

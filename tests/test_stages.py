@@ -62,7 +62,7 @@ def test_bad_recipe_stops_before_compute_with_exit_code_2(tmp_path, micro_model_
 
 
 def test_launch_sh_chains_every_step(tmp_path):
-    """The README's main job, shrunk: data -> init -> pretrain -> sft through accelerate launch."""
+    """The README's main job, shrunk: data -> init -> pretrain -> sft -> rl through accelerate launch."""
     data = tmp_path / "data"
     out = tmp_path / "run"
     sizes = ["data:eval_per_level=2", "data:rl_per_level=2", "data:sft_per_level=6", "data:pretrain_per_level=6",
@@ -72,16 +72,20 @@ def test_launch_sh_chains_every_step(tmp_path):
              "init:model.config.intermediate_size=64",
              f"pretrain:data.train={data}/pretrain.jsonl", f"pretrain:data.eval={data}/pretrain_eval.jsonl",
              f"sft:data.train={data}/sft.jsonl", f"sft:data.eval={data}/sft_eval.jsonl",
-             "train.max_steps=2", "train.micro_batch_size=2", "logging.wandb=false"]
+             f"rl:data.train={data}/rl.jsonl", f"rl:data.eval={data}/eval.jsonl", "rl:train.steps=2",
+             "rl:train.eval_max_examples=4", "rl:rollout.max_new_tokens=24", "rl:rollout.answer_budget=8",
+             "pretrain:train.max_steps=2", "sft:train.max_steps=2", "pretrain:train.micro_batch_size=2",
+             "sft:train.micro_batch_size=2", "logging.wandb=false"]
     result = subprocess.run(["./launch.sh", "--out", str(out), *sizes], cwd=REPO, env={**ENV, "PATH": _path()},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     steps = [line.split("\t")[0] for line in (out / "launch_times.tsv").read_text().splitlines()]
-    assert steps == ["data", "init", "pretrain", "sft"]
-    sft_recipe = yaml.safe_load((out / "sft/recipe.yaml").read_text())
-    assert sft_recipe["model"]["path"] == f"{out}/pretrain/model"  # each stage starts from the previous one
-    assert f"{out}/sft/metrics.jsonl" in result.stdout
-    AutoModelForCausalLM.from_pretrained(out / "sft/model")
+    assert steps == ["data", "init", "pretrain", "sft", "rl"]
+    for stage, previous in (("pretrain", "init"), ("sft", "pretrain"), ("rl", "sft")):
+        recipe = yaml.safe_load((out / stage / "recipe.yaml").read_text())
+        assert recipe["model"]["path"] == f"{out}/{previous}/model"  # each stage starts from the previous one
+    assert f"{out}/rl/metrics.jsonl" in result.stdout
+    AutoModelForCausalLM.from_pretrained(out / "rl/model")
 
 
 def test_launch_sh_rejects_unknown_arguments():

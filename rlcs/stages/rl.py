@@ -13,11 +13,11 @@ import copy
 import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
-from tqdm.auto import tqdm
 
 from rewards.router import RewardRouter
 from rlcs.chat import render_prompt
@@ -25,11 +25,11 @@ from rlcs.checkpoint import save_model, save_step_checkpoint
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
 from rlcs.evaluate import accuracy_table, example_messages, generate_greedy, is_exact
-from rlcs.metrics import MetricsLogger
-from rlcs.optim import build_optimizer, build_scheduler
+from rlcs.metrics import MetricsLogger, progress_bar
+from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.rl.advantages import group_advantages
 from rlcs.rl.policy import build_batch, policy_update
-from rlcs.rl.rollout import HFEngine, SamplingParams, gathered_for_generation
+from rlcs.rl.rollout import Completion, HFEngine, SamplingParams, gathered_for_generation
 from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
 from rlcs.sampling import GroupOutcome, build_sampler, state_digest
 
@@ -47,8 +47,9 @@ def run(recipe: RLRecipe) -> Path:
     examples = load_examples(recipe.data.train, recipe.data.split)
     eval_examples = _eval_subset(recipe)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
-                                      examples + eval_examples)
-    sampler = build_sampler(recipe.sampler.name, examples, recipe.seed)
+                                      examples + eval_examples, recipe.reward_workers.workers,
+                                      recipe.reward_workers.timeout_s)
+    sampler = build_sampler(recipe.sampler, examples, G, recipe.seed)
     tokenizer = load_tokenizer(recipe.model)
     policy = load_model(recipe.model)
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
@@ -56,7 +57,7 @@ def run(recipe: RLRecipe) -> Path:
     policy, optimizer = accelerator.prepare(policy, optimizer)
     if ref_model is not None:
         ref_model = ref_model.to(accelerator.device)
-    scheduler = build_scheduler(_base_optimizer(optimizer), recipe.optim,
+    scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
     engine = HFEngine(policy, tokenizer, accelerator)
     sampling = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget,
@@ -66,42 +67,60 @@ def run(recipe: RLRecipe) -> Path:
     logger = MetricsLogger(accelerator, recipe, "rl")
     _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step=0)
 
-    progress = tqdm(range(1, recipe.train.steps + 1), desc="rl", disable=not accelerator.is_local_main_process)
-    for step in progress:
+    progress = progress_bar(recipe.train.steps, "rl", accelerator.is_local_main_process)
+    rollouts_spent, last_step = 0, recipe.train.steps
+    for step in range(1, recipe.train.steps + 1):
         started = time.time()
-        picked = sampler.pick(cfg.batch_size)
-        mine = picked[rank::world]
-
-        completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
+        groups: list[Group] = []  # this process's rollouts, every round of this step
+        outcomes: list[GroupOutcome] = []  # every process's outcomes, in the same order everywhere
+        count, reward_seconds = _multiple_of(sampler.rollout_count(cfg.batch_size), world), 0.0
+        while count:
+            picked = sampler.pick(count)
+            mine = picked[rank::world]
+            completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
+            scoring_started = time.time()
+            scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
+            reward_seconds += time.time() - scoring_started
+            new_groups = [Group(len(outcomes) + rank * len(mine) + j, e, completions[j * G:(j + 1) * G],
+                                scores[j * G:(j + 1) * G]) for j, e in enumerate(mine)]
+            outcomes += gather_object([g.outcome(cfg.pass_threshold) for g in new_groups])
+            groups += new_groups
+            count = _multiple_of(sampler.refill(outcomes, cfg.batch_size), world)
         rollout_done = time.time()
 
-        group_examples = [mine[c.prompt_index] for c in completions]
-        rewards = torch.tensor(router.score([c.text for c in completions], group_examples)).view(len(mine), G)
-        reward_done = time.time()
-
-        advantages = group_advantages(rewards, scale_by_std=cfg.scale_adv_by_std)
-        outcomes = gather_object([
-            GroupOutcome(e["id"], e["domain"], r.tolist(), int((r >= cfg.pass_threshold).sum()))
-            for e, r in zip(mine, rewards)
-        ])
         sampler.update(outcomes)
+        rollouts_spent += G * len(outcomes)
+        out_of_budget = recipe.train.max_rollouts is not None and rollouts_spent >= recipe.train.max_rollouts
+        kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
+        rewards = torch.tensor([g.rewards for g in kept])
+        advantages = group_advantages(rewards, scale_by_std=cfg.scale_adv_by_std)
 
-        batch = build_batch(completions, advantages.flatten(), tokenizer.pad_token_id, accelerator.device)
+        batch = build_batch([c for g in kept for c in g.completions], advantages.flatten(),
+                            tokenizer.pad_token_id, accelerator.device)
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
                                       recipe.optim.max_grad_norm, generator, ref_model)
         done = time.time()
+        progress.update(1)
 
-        if step % recipe.train.log_every == 0 or step == recipe.train.steps:
-            rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced) for c in completions])
+        if step % recipe.train.log_every == 0 or step == recipe.train.steps or out_of_budget:
+            rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced)
+                                           for g in groups for c in g.completions])
+            kept_informative = gather_object([int(0 < sum(r >= cfg.pass_threshold for r in g.rewards) < G)
+                                              for g in kept])
+            verifier_failures = _sum_dicts(gather_object([router.metrics()]))
             metrics = {
-                **_reward_metrics(outcomes, router),
+                **_reward_metrics(outcomes),
+                **verifier_failures,
                 **_rollout_metrics(rollout_stats, outcomes),
+                "rollout/groups": len(outcomes),
+                "rollout/rollouts_total": rollouts_spent,
+                "curriculum/batch_informative_frac": sum(kept_informative) / len(kept_informative),
                 **_reduce_mean(accelerator, train_metrics),
                 **sampler.metrics(),
-                "time/rollout_s": rollout_done - started,
-                "time/reward_s": reward_done - rollout_done,
-                "time/train_s": done - reward_done,
+                "time/rollout_s": rollout_done - started - reward_seconds,
+                "time/reward_s": reward_seconds,
+                "time/train_s": done - rollout_done,
                 "time/tokens_per_s": sum(n for n, _, _ in rollout_stats) / max(done - started, 1e-9),
                 "train/lr": scheduler.get_last_lr()[0],
             }
@@ -109,20 +128,54 @@ def run(recipe: RLRecipe) -> Path:
             progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
             _check_ranks_agree(accelerator, sampler, step)
         if accelerator.is_main_process:
-            _append_jsonl(output_dir / "picks.jsonl", {"step": step, "ids": [e["id"] for e in picked]})
+            _append_jsonl(output_dir / "picks.jsonl", {"step": step, "ids": [o.example_id for o in outcomes]})
         if step % recipe.train.completions_every == 0:
-            _log_completions(accelerator, recipe, logger, completions, group_examples, rewards.flatten(), step)
-        if recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps:
+            _log_completions(accelerator, recipe, logger, kept, step)
+        if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
+                and not out_of_budget):
             _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step)
         if recipe.train.save_every and step % recipe.train.save_every == 0 and step < recipe.train.steps:
             save_step_checkpoint(accelerator, policy, tokenizer, output_dir, step, recipe.train.keep_checkpoints)
+        if out_of_budget:
+            last_step = step
+            break
 
-    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, recipe.train.steps)
+    progress.close()
+    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, last_step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
     final = save_model(accelerator, policy, tokenizer, output_dir / "model",
-                       extra={"step": recipe.train.steps, "stage": "rl"})
+                       extra={"step": last_step, "stage": "rl", "rollouts": rollouts_spent})
+    router.close()
     logger.close()
     return final
+
+
+@dataclass
+class Group:
+    """One example's G completions on this process, with its position in the step's outcome list."""
+
+    position: int
+    example: dict
+    completions: list[Completion]
+    rewards: list[float]
+
+    def outcome(self, pass_threshold: float) -> GroupOutcome:
+        passes = sum(r >= pass_threshold for r in self.rewards)
+        return GroupOutcome(self.example["id"], self.example["domain"], list(self.rewards), passes)
+
+
+def _multiple_of(count: int, world: int) -> int:
+    """Round up so every process rolls out the same number of examples."""
+    return -(-count // world) * world
+
+
+def _my_share(selected: list[int], groups: list[Group], rank: int, world: int) -> list[Group]:
+    """The selected groups were rolled out wherever they were; deal them out evenly so every
+    process trains on the same number of groups (ZeRO-3 needs equal forward/backward counts)."""
+    wanted = set(selected)
+    everyone = gather_object([g for g in groups if g.position in wanted])
+    by_position = {g.position: g for g in everyone}
+    return [by_position[i] for i in selected][rank::world]
 
 
 def _check_batch_shape(recipe: RLRecipe, world: int) -> int:
@@ -154,7 +207,15 @@ def _eval_subset(recipe: RLRecipe) -> list[dict]:
     return examples
 
 
-def _reward_metrics(outcomes: list[GroupOutcome], router: RewardRouter) -> dict[str, float]:
+def _sum_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for d in dicts:
+        for key, value in d.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _reward_metrics(outcomes: list[GroupOutcome]) -> dict[str, float]:
     metrics, by_domain = {}, {}
     for outcome in outcomes:
         by_domain.setdefault(outcome.domain, []).extend(outcome.rewards)
@@ -162,8 +223,6 @@ def _reward_metrics(outcomes: list[GroupOutcome], router: RewardRouter) -> dict[
     metrics["reward/mean"] = sum(everything) / len(everything)
     for domain, values in sorted(by_domain.items()):
         metrics[f"reward/{domain}/mean"] = sum(values) / len(values)
-    for domain, count in router.errors.items():
-        metrics[f"reward/{domain}/errors"] = count
     return metrics
 
 
@@ -208,9 +267,9 @@ def _log_eval(accelerator, policy, tokenizer, examples, recipe: RLRecipe, logger
     logger.log(accuracy_table([e for e, _ in results], [ok for _, ok in results]), step)
 
 
-def _log_completions(accelerator, recipe, logger, completions, examples, rewards, step: int) -> None:
-    rows = [[step, e["id"], e["domain"], c.text, str(e["answer"]), float(r)]
-            for c, e, r in list(zip(completions, examples, rewards))[: recipe.train.completions_logged]]
+def _log_completions(accelerator, recipe, logger, groups: list[Group], step: int) -> None:
+    rows = [[step, g.example["id"], g.example["domain"], c.text, str(g.example["answer"]), float(r)]
+            for g in groups for c, r in zip(g.completions, g.rewards)][: recipe.train.completions_logged]
     rows = gather_object(rows)
     if not accelerator.is_main_process:
         return
@@ -236,8 +295,3 @@ def _append_jsonl(path: Path, record: dict) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 
-
-def _base_optimizer(optimizer):
-    while hasattr(optimizer, "optimizer"):
-        optimizer = optimizer.optimizer
-    return optimizer

@@ -1,0 +1,1 @@
+"""Worked examples of custom reward modules (see docs/rewards.md)."""

@@ -1,0 +1,118 @@
+"""Run verifier calls in worker processes, each call under a wall-clock limit.
+
+A plain process pool cannot stop one hung task, so this is a small supervisor:
+every worker takes one call at a time over a pipe; a call that overruns its
+limit gets its worker killed (SIGKILL) and replaced, and the call is reported
+as a timeout. A worker that dies (segfault, ``os._exit``, out of memory) is
+replaced the same way. Calls run in parallel across workers.
+
+Workers resolve the verifier from its spec string (``rewards.get``), so a spec
+must be resolvable in a fresh process: a built-in name, ``module:fn``,
+``file.py:fn`` or an entry point.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+
+
+@dataclass(frozen=True)
+class Call:
+    spec: str
+    kwargs: dict
+    completion: str
+    example: dict
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: float | None
+    status: str  # "ok", "error" or "timeout"
+    message: str = ""
+
+
+def _serve(conn) -> None:
+    from rewards.registry import get
+
+    while True:
+        call = conn.recv()
+        if call is None:
+            return
+        try:
+            value = get(call.spec)(call.completion, call.example, **call.kwargs)
+            conn.send(("ok", None if value is None else float(value), ""))
+        except BaseException as exc:  # noqa: BLE001 - anything a verifier raises is reported, never fatal
+            conn.send(("error", None, f"{type(exc).__name__}: {exc}"))
+
+
+class _Worker:
+    def __init__(self, context):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: int | None = None
+        self.started = 0.0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class VerifierPool:
+    def __init__(self, workers: int = 2, timeout_s: float = 10.0):
+        if workers < 1:
+            raise ValueError("a verifier pool needs at least one worker")
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        self.context = mp.get_context(method)
+        self.timeout_s = timeout_s
+        self.workers = [_Worker(self.context) for _ in range(workers)]
+
+    def run(self, calls: list[Call]) -> list[Outcome]:
+        results: list[Outcome | None] = [None] * len(calls)
+        pending = list(range(len(calls)))[::-1]
+        while pending or any(w.job is not None for w in self.workers):
+            for worker in self.workers:
+                if worker.job is None and pending:
+                    worker.job, worker.started = pending.pop(), time.monotonic()
+                    worker.conn.send(calls[worker.job])
+            busy = [w for w in self.workers if w.job is not None]
+            next_deadline = min(w.started + self.timeout_s for w in busy)
+            ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
+            for worker in busy:
+                if worker.conn in ready:
+                    try:
+                        status, value, message = worker.conn.recv()
+                        results[worker.job] = Outcome(value, status, message)
+                        worker.job = None
+                    except (EOFError, OSError):
+                        results[worker.job] = Outcome(None, "error", "verifier process died")
+                        self._replace(worker)
+                elif time.monotonic() >= worker.started + self.timeout_s:
+                    results[worker.job] = Outcome(None, "timeout", f"no result within {self.timeout_s:g} s")
+                    self._replace(worker)
+        return results  # type: ignore[return-value]
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self.workers[self.workers.index(worker)] = _Worker(self.context)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.kill()
+
+    def __enter__(self) -> VerifierPool:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()

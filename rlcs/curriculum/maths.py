@@ -1,0 +1,102 @@
+"""The curriculum's arithmetic, as pure functions on numbers and numpy arrays.
+
+Pass-rate posterior: an example's pass rate p has prior Beta(a0, b0) with
+``a0 = m * strength`` and ``b0 = (1 - m) * strength`` for a prior mean m (the
+offline difficulty when given, else its domain's current pass rate). Observed
+passes and fails are added as evidence; evidence fades with age by
+``decay ** steps_since_seen``, so an item not seen for long drifts back to its
+prior and gets re-explored.
+
+A group of G rollouts gives gradient only when it mixes passes and fails; for
+pass rate p that happens with probability ``1 - p**G - (1 - p)**G``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def prior_params(mean: np.ndarray | float, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.clip(mean, 1e-3, 1 - 1e-3)
+    return mean * strength, (1 - mean) * strength
+
+
+def decayed(evidence: np.ndarray, age: np.ndarray, decay: float) -> np.ndarray:
+    """Evidence counts faded by ``decay`` per step of age (age 0: unchanged)."""
+    return evidence * np.power(decay, np.maximum(age, 0))
+
+
+def posterior_mean(a0, b0, passes, fails):
+    return (a0 + passes) / (a0 + b0 + passes + fails)
+
+
+def informative_probability(p, group_size: int):
+    """Probability that G rollouts at pass rate p are neither all passes nor all fails."""
+    p = np.asarray(p, dtype=float)
+    return 1.0 - p**group_size - (1.0 - p) ** group_size
+
+
+def tier_of(mean: np.ndarray, easy_above: float, hard_below: float) -> np.ndarray:
+    """0 = hard, 1 = medium, 2 = easy."""
+    return np.where(mean >= easy_above, 2, np.where(mean <= hard_below, 0, 1))
+
+
+def expansion_ratio(zero_variance_ema: float, max_ratio: float) -> float:
+    """GLM-4.1V-Thinking: roll out 1 / (1 - not_valid_rate) times the batch to keep it full."""
+    if zero_variance_ema >= 1.0:
+        return max_ratio
+    return min(max_ratio, 1.0 / (1.0 - zero_variance_ema))
+
+
+def ema(previous: float | None, value: float, momentum: float) -> float:
+    return value if previous is None else momentum * previous + (1 - momentum) * value
+
+
+def balance_order(passes: list[int], group_size: int) -> list[int]:
+    """Group indices from most to least balanced (|passes - G/2| ascending; ties keep their order)."""
+    return sorted(range(len(passes)), key=lambda i: (abs(passes[i] - group_size / 2), i))
+
+
+def domain_weights(base: dict[str, float], yields: dict[str, float], floor: float, ceiling: float,
+                   yield_weight: float) -> dict[str, float]:
+    """Base mix scaled by each domain's informative yield, then bounded to [floor, ceiling] and renormalised.
+
+    ``weight_d ∝ base_d * ((1 - yield_weight) + yield_weight * yield_d)``: yield_weight 0 keeps the base
+    mix; 1 follows yield alone. Bounds are enforced by water-filling, so the result sums to 1.
+    """
+    raw = {d: base[d] * ((1 - yield_weight) + yield_weight * yields.get(d, 0.5)) for d in base}
+    total = sum(raw.values())
+    weights = {d: (v / total if total > 0 else 1 / len(raw)) for d, v in raw.items()}
+    if floor * len(weights) > 1 or ceiling * len(weights) < 1:
+        raise ValueError(f"domain floor {floor} / ceiling {ceiling} cannot hold {len(weights)} domains")
+    fixed: dict[str, float] = {}
+    for _ in range(2 * len(weights) + 1):
+        free = [d for d in weights if d not in fixed]
+        if not free:
+            break
+        budget = 1 - sum(fixed.values())
+        free_total = sum(weights[d] for d in free)
+        proposal = {d: budget * (weights[d] / free_total if free_total > 0 else 1 / len(free)) for d in free}
+        over = [d for d in free if proposal[d] > ceiling + 1e-12]
+        if over:  # cap first, then re-spread what the capped domains gave up
+            fixed.update({d: ceiling for d in over})
+            continue
+        under = [d for d in free if proposal[d] < floor - 1e-12]
+        if under:
+            fixed.update({d: floor for d in under})
+            continue
+        return {**fixed, **proposal}
+    total = sum(fixed.values())
+    return {d: v / total for d, v in fixed.items()}
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Integer counts summing to ``total`` in proportion to weights (largest remainder, ties by name)."""
+    exact = {d: total * w for d, w in weights.items()}
+    counts = {d: math.floor(v) for d, v in exact.items()}
+    rest = total - sum(counts.values())
+    for d in sorted(exact, key=lambda d: (-(exact[d] - counts[d]), d))[:rest]:
+        counts[d] += 1
+    return counts

@@ -1,0 +1,185 @@
+"""The RLCS sampler: per-example Beta posteriors drive which examples get rolled out.
+
+Each step:
+  rollout_count(batch) -> batch x expansion ratio (EMA of the uninformative-group rate)
+  pick(n)              -> per-domain quotas (base mix x informative yield, floor/ceiling),
+                          inside a domain Thompson-sample p ~ Beta and rank by the chance
+                          a group of G is informative; an `explore` share is drawn uniformly
+  update(outcomes)     -> posteriors, domain pass-rate / yield EMAs, expansion EMA
+  select(outcomes, b)  -> the b most balanced groups go to the optimizer
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from rlcs.config import SamplerConfig
+from rlcs.curriculum import maths
+from rlcs.sampling import GroupOutcome
+
+TIERS = ("hard", "medium", "easy")
+
+
+class RLCSSampler:
+    def __init__(self, examples: Sequence[dict], config: SamplerConfig, group_size: int, seed: int):
+        if not examples:
+            raise ValueError("the RL dataset is empty")
+        self.examples = list(examples)
+        self.config, self.group_size = config, group_size
+        self.rng = np.random.default_rng(seed)
+        self.index = {e["id"]: i for i, e in enumerate(self.examples)}
+        self.domains = sorted({e["domain"] for e in self.examples})
+        self.domain_of = np.array([self.domains.index(e["domain"]) for e in self.examples])
+        self.offline = np.array([e.get("difficulty", np.nan) for e in self.examples], dtype=float)
+        n = len(self.examples)
+        self.passes, self.fails = np.zeros(n), np.zeros(n)
+        self.last_seen = np.full(n, -1, dtype=np.int64)
+        self.step = 0
+        self.domain_pass_rate = {d: config.initial_pass_rate for d in self.domains}
+        self.domain_yield = {d: 0.5 for d in self.domains}
+        self.zero_variance_ema: float | None = None
+        self.rollouts_total = self.informative_total = 0
+        self.last_picked: list[int] = []
+        self.last_zero_variance = 0.0
+        missing = set(config.domain_mix) - set(self.domains)
+        if missing:
+            raise ValueError(f"sampler.domain_mix names domains not in the data: {sorted(missing)}")
+
+    # -- posteriors ---------------------------------------------------------
+    def _prior(self) -> tuple[np.ndarray, np.ndarray]:
+        domain_rate = np.array([self.domain_pass_rate[d] for d in self.domains])[self.domain_of]
+        mean = np.where(np.isnan(self.offline), domain_rate, self.offline)
+        return maths.prior_params(mean, self.config.prior_strength)
+
+    def _evidence(self) -> tuple[np.ndarray, np.ndarray]:
+        age = np.where(self.last_seen < 0, 0, self.step - self.last_seen)
+        return (maths.decayed(self.passes, age, self.config.decay),
+                maths.decayed(self.fails, age, self.config.decay))
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        a0, b0 = self._prior()
+        passes, fails = self._evidence()
+        return a0 + passes, b0 + fails
+
+    def pass_rate_means(self) -> np.ndarray:
+        a, b = self.posterior()
+        return a / (a + b)
+
+    # -- the loop's interface -------------------------------------------------
+    def rollout_count(self, batch: int) -> int:
+        ratio = maths.expansion_ratio(self.zero_variance_ema or 0.0, self.config.max_expansion)
+        return min(len(self.examples), math.ceil(batch * ratio))
+
+    def pick(self, count: int) -> list[dict]:
+        a, b = self.posterior()
+        sampled_p = self.rng.beta(a, b)
+        score = maths.informative_probability(sampled_p, self.group_size)
+        weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
+                                       self.config.domain_ceiling, self.config.yield_weight)
+        quotas = maths.allocate(count, weights)
+        chosen: list[int] = []
+        spare = 0
+        for d_index, domain in enumerate(self.domains):
+            members = np.flatnonzero(self.domain_of == d_index)
+            chosen += self._pick_within(members, quotas[domain], score)
+            spare += max(0, quotas[domain] - len(members))
+        if spare:  # a domain smaller than its quota: fill from the best-scoring rest
+            rest = np.setdiff1d(np.arange(len(self.examples)), chosen)
+            chosen += list(rest[np.argsort(-score[rest], kind="stable")][:spare])
+        self.last_picked = chosen
+        return [self.examples[i] for i in chosen]
+
+    def _pick_within(self, members: np.ndarray, quota: int, score: np.ndarray) -> list[int]:
+        quota = min(quota, len(members))
+        explore = self.rng.binomial(quota, self.config.explore) if quota else 0
+        ranked = members[np.argsort(-score[members], kind="stable")]
+        taken = list(ranked[: quota - explore])
+        if explore:
+            pool = np.setdiff1d(members, taken)
+            taken += list(self.rng.choice(pool, size=explore, replace=False))
+        return [int(i) for i in taken]
+
+    def update(self, outcomes: Sequence[GroupOutcome]) -> None:
+        self.step += 1
+        a_passes, a_fails = self._evidence()
+        by_domain: dict[str, list[GroupOutcome]] = {}
+        for outcome in outcomes:
+            i = self.index.get(outcome.example_id)
+            if i is None:
+                continue
+            fails = len(outcome.rewards) - outcome.passes
+            # fold the faded evidence in at this step, then add the new outcome
+            self.passes[i], self.fails[i] = a_passes[i] + outcome.passes, a_fails[i] + fails
+            self.last_seen[i] = self.step
+            by_domain.setdefault(outcome.domain, []).append(outcome)
+        momentum = self.config.ema_momentum
+        for domain, group in by_domain.items():
+            rate = sum(o.passes for o in group) / sum(len(o.rewards) for o in group)
+            informative = sum(o.informative for o in group) / len(group)
+            self.domain_pass_rate[domain] = maths.ema(self.domain_pass_rate[domain], rate, momentum)
+            self.domain_yield[domain] = maths.ema(self.domain_yield[domain], informative, momentum)
+        if outcomes:
+            zero_variance = sum(not o.informative for o in outcomes) / len(outcomes)
+            self.last_zero_variance = zero_variance
+            self.zero_variance_ema = maths.ema(self.zero_variance_ema, zero_variance, momentum)
+        self.rollouts_total += sum(len(o.rewards) for o in outcomes)
+        self.informative_total += sum(o.informative for o in outcomes)
+
+    def refill(self, outcomes: Sequence[GroupOutcome], batch: int) -> int:
+        return 0  # RLCS over-samples up front instead of regenerating
+
+    def select(self, outcomes: Sequence[GroupOutcome], batch: int) -> list[int]:
+        return maths.balance_order([o.passes for o in outcomes], self.group_size)[:batch]
+
+    # -- dashboard and state -------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        means = self.pass_rate_means()
+        tiers = maths.tier_of(means, self.config.easy_above, self.config.hard_below)
+        picked_tiers = Counter(tiers[self.last_picked].tolist()) if self.last_picked else Counter()
+        weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
+                                       self.config.domain_ceiling, self.config.yield_weight)
+        metrics = {
+            "curriculum/zero_variance_frac": self.last_zero_variance,
+            "curriculum/expansion_ratio": maths.expansion_ratio(self.zero_variance_ema or 0.0,
+                                                                self.config.max_expansion),
+            "curriculum/rollouts_total": self.rollouts_total,
+            "curriculum/informative_total": self.informative_total,
+        }
+        for t, name in enumerate(TIERS):
+            metrics[f"curriculum/tier/{name}"] = float((tiers == t).mean())
+            metrics[f"curriculum/sampled/{name}"] = picked_tiers[t] / max(len(self.last_picked), 1)
+        for domain in self.domains:
+            metrics[f"curriculum/domain/{domain}/pass_rate"] = self.domain_pass_rate[domain]
+            metrics[f"curriculum/domain/{domain}/weight"] = weights[domain]
+        metrics["curriculum/pass_rate_histogram"] = np.histogram(means, bins=10, range=(0, 1))[0].tolist()
+        return metrics
+
+    def _base_mix(self) -> dict[str, float]:
+        mix = self.config.domain_mix
+        return {d: float(mix.get(d, 1.0)) if mix else 1.0 for d in self.domains}
+
+    def state_dict(self) -> dict:
+        return {
+            "passes": self.passes.tolist(), "fails": self.fails.tolist(), "last_seen": self.last_seen.tolist(),
+            "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
+            "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
+            "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
+            "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
+            "ids": [e["id"] for e in self.examples], "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["ids"] != [e["id"] for e in self.examples]:
+            raise ValueError("sampler state was saved for a different dataset (example ids differ)")
+        self.passes, self.fails = np.array(state["passes"]), np.array(state["fails"])
+        self.last_seen = np.array(state["last_seen"], dtype=np.int64)
+        self.step = state["step"]
+        self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
+        self.zero_variance_ema = state["zero_variance_ema"]
+        self.rollouts_total, self.informative_total = state["rollouts_total"], state["informative_total"]
+        self.last_picked, self.last_zero_variance = list(state["last_picked"]), state["last_zero_variance"]
+        self.rng.bit_generator.state = state["rng"]

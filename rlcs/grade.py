@@ -1,0 +1,62 @@
+"""`rlcs grade`: offline difficulty grading, the offline half of RLCS.
+
+For every example, sample k completions with a model, score them with the
+verifiers of an RL recipe, and write the rows back with ``difficulty`` (the
+pass rate, the sampler's prior mean) and ``pass_at_k`` (any pass).
+
+    rlcs grade --model outputs/tiny/sft/model --data data/tiny/rl.jsonl -k 8 \\
+        --recipe recipes/tiny/rl.yaml --out data/tiny/rl_graded.jsonl
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from rewards.router import RewardRouter
+from rlcs.chat import render_prompt
+from rlcs.config import ModelConfig, RLRecipe, load_recipe
+from rlcs.data import load_examples, write_jsonl
+from rlcs.evaluate import example_messages
+from rlcs.metrics import progress_bar
+from rlcs.rl.rollout import HFEngine, SamplingParams
+from rlcs.runtime import load_model, load_tokenizer
+
+
+def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
+          pass_threshold: float, batch_size: int, accelerator: Accelerator) -> list[dict]:
+    engine = HFEngine(model, tokenizer, accelerator)
+    graded = []
+    progress = progress_bar(len(examples), "grade", True)
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        completions = engine.generate([render_prompt(tokenizer, example_messages(e)) for e in chunk], k, params)
+        scores = router.score([c.text for c in completions], [chunk[c.prompt_index] for c in completions])
+        for j, example in enumerate(chunk):
+            passes = sum(s >= pass_threshold for s in scores[j * k:(j + 1) * k])
+            graded.append({**example, "difficulty": passes / k, "pass_at_k": passes > 0})
+        progress.update(len(chunk))
+    progress.close()
+    return graded
+
+
+def main(args) -> int:
+    recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}"])
+    examples = load_examples(args.data)[: args.limit]
+    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    torch.manual_seed(args.seed)
+    accelerator = Accelerator()
+    config = ModelConfig(path=args.model)
+    model = load_model(config).to(accelerator.device)
+    params = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget, recipe.rollout.temperature,
+                            recipe.rollout.top_p, recipe.rollout.top_k, recipe.rollout.force_answer)
+    graded = grade(model, load_tokenizer(config), examples, router, args.k, params, recipe.rl.pass_threshold,
+                   args.batch_size, accelerator)
+    out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
+    write_jsonl(graded, out)
+    mean = sum(g["difficulty"] for g in graded) / max(len(graded), 1)
+    print(f"graded {len(graded)} examples with k={args.k}: mean pass rate {mean:.3f}, "
+          f"pass@{args.k} {sum(g['pass_at_k'] for g in graded) / max(len(graded), 1):.3f}; wrote {out}")
+    return 0

@@ -1,0 +1,169 @@
+"""The curriculum sampler: maths by hand, concentration on mid-range items, selection, expansion, state."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from rlcs.config import SamplerConfig
+from rlcs.curriculum import maths
+from rlcs.curriculum.sampler import RLCSSampler
+from rlcs.sampling import DapoSampler, GroupOutcome, UniformSampler
+
+
+def _examples(n, domain="d", difficulty=None):
+    rows = [{"id": f"{domain}{i}", "domain": domain, "prompt": str(i), "answer": "x"} for i in range(n)]
+    if difficulty is not None:
+        for row, value in zip(rows, difficulty):
+            row["difficulty"] = value
+    return rows
+
+
+def _outcome(example_id, passes, g=8, domain="d"):
+    return GroupOutcome(example_id, domain, [1.0] * passes + [0.0] * (g - passes), passes)
+
+
+def test_prior_and_posterior_update_by_hand():
+    config = SamplerConfig(prior_strength=4.0, decay=1.0)
+    sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
+    a, b = sampler.posterior()
+    assert a.tolist() == [1.0, 3.0] and b.tolist() == [3.0, 1.0]  # mean 0.25 / 0.75 x strength 4
+    sampler.update([_outcome("d0", passes=6)])
+    a, b = sampler.posterior()
+    assert (a[0], b[0]) == (7.0, 5.0)  # + 6 passes, + 2 fails
+    assert sampler.pass_rate_means()[0] == pytest.approx(7 / 12)
+
+
+def test_stale_evidence_decays_toward_the_prior():
+    config = SamplerConfig(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5)
+    sampler = RLCSSampler(_examples(2), config, group_size=4, seed=0)
+    sampler.update([_outcome("d0", passes=4, g=4)])  # step 1: 4 passes on item 0
+    # the domain's pass rate EMA moves to 0.9 * 0.5 + 0.1 * 1.0 = 0.55, so the prior is Beta(1.1, 0.9)
+    a, b = sampler.posterior()
+    assert (a[0], b[0]) == (pytest.approx(1.1 + 4), pytest.approx(0.9 + 0))
+    sampler.update([_outcome("d1", passes=0, g=4)])  # step 2: item 0 unseen for one step
+    a, b = sampler.posterior()
+    # domain prior moved (EMA of pass rate), evidence halved: a0 + 4 * 0.5
+    a0, b0 = maths.prior_params(sampler.domain_pass_rate["d"], 2.0)
+    assert a[0] == pytest.approx(a0 + 2.0) and b[0] == pytest.approx(b0)
+
+
+def test_informative_probability_and_tiers_by_hand():
+    assert maths.informative_probability(0.5, 8) == pytest.approx(1 - 2 / 256)
+    assert maths.informative_probability(0.1, 8) == pytest.approx(1 - 0.1**8 - 0.9**8)
+    assert maths.informative_probability(0.0, 8) == 0.0
+    tiers = maths.tier_of(np.array([0.05, 0.2, 0.5, 0.8, 0.95]), easy_above=0.8, hard_below=0.2)
+    assert tiers.tolist() == [0, 0, 1, 2, 2]
+
+
+def test_expansion_ratio_follows_the_ema_formula():
+    sampler = RLCSSampler(_examples(100), SamplerConfig(ema_momentum=0.5, max_expansion=3.0), 8, seed=0)
+    assert sampler.rollout_count(10) == 10
+    sampler.update([_outcome(f"d{i}", 0) for i in range(5)] + [_outcome(f"d{i}", 4) for i in range(5, 10)])
+    assert sampler.zero_variance_ema == 0.5  # first value taken as is
+    assert sampler.rollout_count(10) == 20  # 10 / (1 - 0.5)
+    sampler.update([_outcome(f"d{i}", 4) for i in range(10)])  # no zero-variance groups
+    assert sampler.zero_variance_ema == pytest.approx(0.5 * 0.5 + 0.5 * 0.0)
+    assert sampler.rollout_count(10) == 14  # ceil(10 / 0.75)
+    sampler.update([_outcome(f"d{i}", 8) for i in range(10)])  # all zero-variance: EMA 0.625 -> ratio 2.67
+    assert sampler.rollout_count(10) == 27
+    sampler.update([_outcome(f"d{i}", 8) for i in range(10)])  # EMA 0.8125 -> ratio 5.3, capped at 3
+    assert sampler.rollout_count(10) == 30
+
+
+def test_balanced_selection_keeps_the_most_balanced_groups():
+    outcomes = [_outcome("a", 8), _outcome("b", 4), _outcome("c", 0), _outcome("d", 3), _outcome("e", 7),
+                _outcome("f", 5)]
+    sampler = RLCSSampler(_examples(3), SamplerConfig(), 8, seed=0)
+    assert sampler.select(outcomes, 3) == [1, 3, 5]  # 4/8, then 3/8 and 5/8 (ties keep order)
+    assert maths.balance_order([8, 4, 0, 3, 7, 5], 8) == [1, 3, 5, 4, 0, 2]
+
+
+def test_batches_concentrate_on_mid_range_items_and_every_item_keeps_a_chance():
+    true_rate = np.linspace(0.0, 1.0, 41)  # item i passes with probability true_rate[i]
+    examples = _examples(len(true_rate))
+    sampler = RLCSSampler(examples, SamplerConfig(explore=0.1), group_size=8, seed=1)
+    rng = np.random.default_rng(0)
+    counts = Counter()
+    for step in range(300):
+        picked = sampler.pick(8)
+        outcomes = []
+        for example in picked:
+            i = int(example["id"][1:])
+            passes = int(rng.binomial(8, true_rate[i]))
+            outcomes.append(_outcome(example["id"], passes))
+            if step >= 100:
+                counts[i] += 1
+        sampler.update(outcomes)
+    mid = sum(counts[i] for i in range(len(true_rate)) if 0.25 <= true_rate[i] <= 0.75)
+    extreme = sum(counts[i] for i in range(len(true_rate)) if true_rate[i] <= 0.05 or true_rate[i] >= 0.95)
+    total = sum(counts.values())
+    mid_share_of_items = sum(0.25 <= r <= 0.75 for r in true_rate) / len(true_rate)
+    assert mid / total > 1.4 * mid_share_of_items  # mid-range items are over-represented
+    assert extreme / total < 0.5 * (sum((true_rate <= 0.05) | (true_rate >= 0.95)) / len(true_rate))
+    assert all(counts[i] > 0 for i in range(len(true_rate)))  # exploration: no item is never seen
+
+
+def test_domain_quotas_respect_floor_and_ceiling():
+    weights = maths.domain_weights({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 0.0, "c": 0.0}, floor=0.1,
+                                   ceiling=0.6, yield_weight=1.0)
+    assert weights == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
+    weights = maths.domain_weights({"a": 8.0, "b": 1.0, "c": 1.0}, {}, floor=0.15, ceiling=1.0, yield_weight=0.0)
+    assert weights == pytest.approx({"a": 0.7, "b": 0.15, "c": 0.15})
+    assert maths.allocate(10, {"a": 0.55, "b": 0.25, "c": 0.2}) == {"a": 6, "b": 2, "c": 2}
+    with pytest.raises(ValueError, match="cannot hold"):
+        maths.domain_weights({"a": 1, "b": 1}, {}, floor=0.6, ceiling=1.0, yield_weight=0)
+
+
+def test_every_domain_gets_picks_even_when_it_yields_nothing():
+    examples = _examples(20, "easy") + _examples(20, "mid")
+    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, yield_weight=1.0), 8, seed=0)
+    for _ in range(20):
+        picked = sampler.pick(10)
+        sampler.update([_outcome(e["id"], 8 if e["domain"] == "easy" else 4, domain=e["domain"]) for e in picked])
+    domains = Counter(e["domain"] for e in sampler.pick(10))
+    assert domains["easy"] >= 2 and domains["mid"] > domains["easy"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda ex: RLCSSampler(ex, SamplerConfig(), 8, seed=3),
+    lambda ex: UniformSampler(ex, seed=3),
+    lambda ex: DapoSampler(ex, seed=3, max_refills=2),
+], ids=["rlcs", "uniform", "dapo"])
+def test_restored_sampler_makes_exactly_the_same_next_picks(make):
+    import json
+
+    examples = _examples(30)
+    original = make(examples)
+    for step in range(5):
+        picked = original.pick(6)
+        original.update([_outcome(e["id"], (step + int(e["id"][1:])) % 9) for e in picked])
+    state = json.loads(json.dumps(original.state_dict()))  # survives a JSON round trip
+    restored = make(examples)
+    restored.load_state_dict(state)
+    for _ in range(3):
+        ids = [e["id"] for e in original.pick(6)]
+        assert [e["id"] for e in restored.pick(6)] == ids
+        outcomes = [_outcome(i, 4) for i in ids]
+        original.update(outcomes)
+        restored.update(outcomes)
+    assert original.metrics() == restored.metrics()
+
+
+def test_dapo_refills_until_the_batch_is_informative_then_gives_up():
+    sampler = DapoSampler(_examples(50), seed=0, max_refills=2)
+    first = [_outcome("d0", 8), _outcome("d1", 4), _outcome("d2", 0), _outcome("d3", 2)]
+    assert sampler.refill(first, batch=4) == 2  # two informative so far
+    second = first + [_outcome("d4", 1), _outcome("d5", 8)]
+    assert sampler.refill(second, batch=4) == 1
+    third = second + [_outcome("d6", 0)]
+    assert sampler.refill(third, batch=4) == 0  # retries spent: report a short batch
+    assert sampler.metrics()["curriculum/short_batches_total"] == 1
+    assert sampler.select(third, 4) == [1, 3, 4, 0]  # informative first
+
+
+def test_state_from_another_dataset_is_refused():
+    sampler = RLCSSampler(_examples(3), SamplerConfig(), 8, seed=0)
+    other = RLCSSampler(_examples(4), SamplerConfig(), 8, seed=0)
+    with pytest.raises(ValueError, match="different dataset"):
+        other.load_state_dict(sampler.state_dict())

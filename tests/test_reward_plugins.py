@@ -1,0 +1,116 @@
+"""The LLM judge against a local fake server, weighted reward terms, and entry-point plugins."""
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import rewards
+from rewards.registry import RewardSpecError
+from rewards.router import RewardRouter
+
+
+def boxed(answer: str) -> str:
+    return f"<think>work</think><answer><|begin_of_box|>{answer}<|end_of_box|></answer>"
+
+
+class FakeJudge(BaseHTTPRequestHandler):
+    """Says 1 when the response equals the reference; /flaky fails once with 500; /slow never answers in time."""
+
+    calls: list[str] = []
+    flaky_failures = {"left": 0}
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeJudge.calls.append(self.path)
+        if self.path.startswith("/slow"):
+            time.sleep(2)
+        if self.path.startswith("/flaky") and FakeJudge.flaky_failures["left"] > 0:
+            FakeJudge.flaky_failures["left"] -= 1
+            self.send_response(500)
+            self.end_headers()
+            return
+        prompt = body["messages"][0]["content"]
+        reference = prompt.split("Reference answer:\n")[1].split("\n")[0]
+        response = prompt.split("Response:\n")[1].split("\n")[0]
+        verdict = "1" if reference.strip().lower() == response.strip().lower() else "0"
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": f"Score: {verdict}"}}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload.encode())
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def judge_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeJudge)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_judge_scores_through_the_endpoint(judge_url):
+    judge = rewards.get("judge")
+    example = {"prompt": "Capital of France?", "answer": "Paris"}
+    assert judge(boxed("paris"), example, url=f"{judge_url}/v1/chat/completions") == 1.0
+    assert judge(boxed("Lyon"), example, url=f"{judge_url}/v1/chat/completions") == 0.0
+    assert judge("<think>x</think>", example, url=f"{judge_url}/v1/chat/completions") == 0.0  # nothing to judge
+
+
+def test_judge_retries_server_errors(judge_url):
+    FakeJudge.flaky_failures["left"] = 1
+    FakeJudge.calls.clear()
+    score = rewards.get("judge")(boxed("Paris"), {"prompt": "q", "answer": "Paris"}, url=f"{judge_url}/flaky",
+                                 backoff_s=0.01)
+    assert score == 1.0 and FakeJudge.calls == ["/flaky", "/flaky"]
+
+
+def test_judge_times_out_and_the_router_counts_it(judge_url):
+    router = RewardRouter.from_config({"open": {"verifier": "judge", "min_reward": -1.0, "kwargs": {
+        "url": f"{judge_url}/slow", "timeout_s": 0.3, "retries": 1, "backoff_s": 0.01}}})
+    started = time.monotonic()
+    assert router.score([boxed("Paris")], [{"domain": "open", "id": "o1", "prompt": "q", "answer": "Paris"}]) == [-1.0]
+    assert time.monotonic() - started < 2.0 and router.errors == {"open": 1}
+
+
+def test_weighted_terms_sum_and_skip_not_applicable(tmp_path):
+    file = tmp_path / "terms.py"
+    file.write_text("def never(completion, example):\n    return None\n")
+    router = RewardRouter.from_config({"math": {"terms": [
+        {"verifier": "math", "weight": 0.9}, {"verifier": "format", "weight": 0.1},
+        {"verifier": f"{file}:never", "weight": 5.0}]}})
+    examples = [{"domain": "math", "answer": "4"}] * 3
+    scores = router.score([boxed("4"), boxed("5"), "<think>x</think>4"], examples)
+    assert scores == pytest.approx([1.0, 0.1, 0.0])
+
+
+def test_term_errors_name_their_position():
+    with pytest.raises(RewardSpecError, match=r"rewards.math.terms\[1\]: unknown reward 'fromat'"):
+        RewardRouter.from_config({"math": {"terms": [{"verifier": "math"}, {"verifier": "fromat"}]}})
+
+
+def test_recipe_rejects_an_entry_with_both_forms():
+    from rlcs.config import RewardEntry
+
+    with pytest.raises(ValueError, match="either 'verifier'"):
+        RewardEntry(verifier="math", terms=[{"verifier": "format"}])
+
+
+def test_entry_point_plugin(tmp_path, monkeypatch):
+    (tmp_path / "acme_rewards.py").write_text("def shout(completion, example):\n    return 0.75\n")
+    dist = tmp_path / "acme_rewards-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-rewards\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[rlcs.rewards]\nshout = acme_rewards:shout\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert rewards.get("shout")("", {}) == 0.75
+    router = RewardRouter.from_config({"loud": {"verifier": "shout"}}, [{"domain": "loud"}])
+    assert router.score(["x"], [{"domain": "loud"}]) == [0.75]
+    sys.modules.pop("acme_rewards", None)
