@@ -78,7 +78,12 @@ done
 echo
 echo "Done. Seconds per step:"
 sed 's/^/  /' "$timings"
+last=""
 for stage in pretrain sft rl; do
   [[ -d $out/$stage ]] || continue
   echo "  $stage: model $out/$stage/model, metrics $out/$stage/metrics.jsonl"
+  last=$stage
 done
+if [[ -n $last ]]; then
+  echo "  report ($last): $(rlcs report "$out/$last" | sed 's/^report: //')"
+fi

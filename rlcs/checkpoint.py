@@ -1,4 +1,4 @@
-"""Hugging Face format model directories, written atomically.
+"""Hugging Face format model directories, written atomically (full training checkpoints: rlcs/resume.py).
 
 Under ZeRO-3 each rank holds a shard; ``get_state_dict`` gathers the full
 weights (every rank must call it), and only the main process writes.
@@ -34,17 +34,6 @@ def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBa
         os.replace(partial, directory)
     accelerator.wait_for_everyone()
     return directory
-
-
-def save_step_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: str | Path, step: int,
-                         keep: int) -> Path:
-    root = Path(output_dir) / "checkpoints"
-    path = save_model(accelerator, model, tokenizer, root / f"step-{step}", extra={"step": step})
-    if accelerator.is_main_process:
-        for old in list_step_checkpoints(root)[:-keep]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return path
 
 
 def list_step_checkpoints(root: str | Path) -> list[Path]:

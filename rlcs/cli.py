@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
     evaluate.add_argument("--out", default=None, help="write per-example results as JSONL here")
+    report = commands.add_parser("report", help="PNG plots and an HTML page from a run's metrics.jsonl")
+    report.add_argument("output_dir", help="a stage's output_dir (holding metrics.jsonl)")
     grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             from rlcs.evaluate import main as evaluate_main
 
             return evaluate_main(args)
+        if args.command == "report":
+            from rlcs.report import main as report_main
+
+            return report_main(args)
         if args.command == "grade":
             from rlcs.grade import main as grade_main
 

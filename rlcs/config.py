@@ -81,6 +81,8 @@ class TrainConfig(Section):
     eval_max_batches: int | None = Field(None, ge=1)
     save_every: int = Field(0, ge=0, description="0: only the final model")
     keep_checkpoints: int = Field(2, ge=1)
+    resume: str = Field("auto", description="auto: newest complete checkpoint in output_dir; never; or a path")
+    max_nonfinite_in_row: int = Field(5, ge=1, description="non-finite losses in a row before stopping")
 
 
 class LoggingConfig(Section):
@@ -212,6 +214,8 @@ class RLTrainConfig(Section):
     completions_logged: int = Field(4, ge=1)
     save_every: int = Field(0, ge=0)
     keep_checkpoints: int = Field(2, ge=1)
+    resume: str = Field("auto", description="auto: newest complete checkpoint in output_dir; never; or a path")
+    max_nonfinite_in_row: int = Field(5, ge=1, description="non-finite losses in a row before stopping")
 
 
 class RLRecipe(Section):

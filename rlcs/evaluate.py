@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rewards.extract import ANSWER_CLOSE, extract_answer
+from rewards.extract import extract_answer
 from rlcs.chat import render_prompt
 from rlcs.config import ModelConfig
 from rlcs.data import load_examples, write_jsonl
+from rlcs.rl.rollout import stop_ids
 
 
 def example_messages(example: dict) -> list[dict]:
@@ -25,13 +26,6 @@ def example_messages(example: dict) -> list[dict]:
     return [{"role": "user", "content": example["prompt"]}]
 
 
-def stop_token_ids(tokenizer) -> list[int]:
-    """EOS, and ``</answer>`` when it is a single token: nothing useful follows it."""
-    ids = [tokenizer.eos_token_id]
-    answer_close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
-    if isinstance(answer_close, int) and answer_close != tokenizer.unk_token_id:
-        ids.append(answer_close)
-    return ids
 
 
 @torch.no_grad()
@@ -39,7 +33,7 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, b
                     show_progress: bool = True) -> list[str]:
     """Left-padded batched greedy decoding; prompts are batched by length, results keep input order."""
     tokenizer.padding_side = "left"
-    stops = stop_token_ids(tokenizer)
+    stops = stop_ids(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     completions: list[str] = [""] * len(prompts)
     model.eval()

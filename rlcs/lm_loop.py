@@ -3,26 +3,32 @@
 The stages differ only in how they turn data into rows (packed documents vs.
 prompt-masked conversations); from rows on, the loop is this one, read top to
 bottom: batch -> forward -> backward (accumulated) -> clip -> step -> log /
-eval / checkpoint.
+eval / checkpoint. Each epoch visits the rows in an order fixed by the seed and
+the epoch number, so a resumed run skips exactly the batches it had consumed.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch.utils.data import DataLoader
 
-from rlcs.checkpoint import save_model, save_step_checkpoint
+from rlcs.checkpoint import save_model
 from rlcs.config import StageRecipe
+from rlcs.guards import NonFiniteLoss, Preemption, finite_or_zeroed
 from rlcs.metrics import MetricsLogger, progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
+from rlcs.resume import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from rlcs.runtime import parameter_counts
 
 
@@ -39,70 +45,113 @@ def train_causal_lm(
     train_cfg = recipe.train
     output_dir = Path(recipe.output_dir)
     collate_fn = partial(collate, pad_id=tokenizer.pad_token_id)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    train_loader = DataLoader(train_rows, batch_size=train_cfg.micro_batch_size, shuffle=True,
-                              generator=generator, collate_fn=collate_fn)
+
+    def epoch_loader(epoch: int):
+        order = list(range(len(train_rows)))
+        random.Random(f"{recipe.seed}:{epoch}").shuffle(order)
+        rows = [train_rows[i] for i in order]
+        return accelerator.prepare(DataLoader(rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn))
+
     eval_loader = (DataLoader(eval_rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn)
                    if eval_rows else None)
-
     optimizer = build_optimizer(model, recipe.optim)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    model, optimizer = accelerator.prepare(model, optimizer)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
-    steps_per_epoch = max(1, math.ceil(len(train_loader) / train_cfg.grad_accum))
+    steps_per_epoch = max(1, math.ceil(len(epoch_loader(0)) / train_cfg.grad_accum))
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    # The schedule drives the torch optimizer's own param groups, which DeepSpeed's
-    # ZeRO optimizer reads from, so it works with and without DeepSpeed.
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim, total_steps)
+    state = TrainState()
+    accelerator.register_for_checkpointing(scheduler, state)
+    checkpoint = find_checkpoint(output_dir, train_cfg.resume)
+    if checkpoint is not None:
+        load_checkpoint(accelerator, checkpoint)
+        accelerator.print(f"[{stage}] resumed from {checkpoint} at step {state.step}")
 
-    logger = MetricsLogger(accelerator, recipe, stage)
+    logger = MetricsLogger(accelerator, recipe, stage, resume_step=state.step if checkpoint else None,
+                           run_id=state.wandb_run_id)
+    state.wandb_run_id = logger.run_id
     _write_run_info(accelerator, model, output_dir, stage, total_steps, steps_per_epoch, packing_stats)
 
+    def checkpoint_now() -> None:
+        save_checkpoint(accelerator, output_dir, state, model, tokenizer, train_cfg.keep_checkpoints)
+
     model.train()
-    step, epoch = 0, 0
-    window = {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
-    grad_norm = None
+    window = _new_window()
+    grad_norm, skipped_in_row, window_skipped = None, 0, False
+    engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
+    preemption = Preemption()
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
-    while step < total_steps:
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        for batch in train_loader:
+    progress.update(state.step)
+    while state.step < total_steps:
+        loader = epoch_loader(state.epoch)
+        if state.batches_in_epoch:
+            loader = accelerator.skip_first_batches(loader, state.batches_in_epoch)
+        for batch in loader:
             with accelerator.accumulate(model):
-                loss = model(**batch, use_cache=False).loss
+                loss, skipped = finite_or_zeroed(accelerator, model(**batch, use_cache=False).loss)
+                window_skipped |= skipped
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.max_grad_norm)
-                optimizer.step()
+                # A window with a non-finite loss makes no update. (DeepSpeed steps inside backward; there
+                # the bad micro-batch only contributes a zero gradient.)
+                if not (accelerator.sync_gradients and window_skipped and not engine_steps_itself):
+                    optimizer.step()
                 optimizer.zero_grad()
+                if accelerator.sync_gradients:
+                    window_skipped = False
+            state.batches_in_epoch += 1
+            state.nonfinite_skipped += skipped
+            skipped_in_row = skipped_in_row + 1 if skipped else 0
             real, pad = count_tokens(batch, tokenizer.pad_token_id)
-            window["loss_sum"] += loss.detach().float().item()
-            window["micro"] += 1
+            window["loss_sum"] += 0.0 if skipped else loss.detach().float().item()
+            window["micro"] += 0 if skipped else 1
             window["real"] += real
             window["pad"] += pad
+            if skipped_in_row >= train_cfg.max_nonfinite_in_row:
+                checkpoint_now()
+                raise NonFiniteLoss(f"[{stage}] {skipped_in_row} non-finite losses in a row at step {state.step}; "
+                                    f"wrote a checkpoint and stopped (lower optim.lr or check the data)")
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
-            step += 1
+            state.step += 1
             progress.update(1)
-            if step % train_cfg.log_every == 0 or step == total_steps:
+            if state.step % train_cfg.log_every == 0 or state.step == total_steps:
                 metrics = _window_metrics(accelerator, window, grad_norm, scheduler.get_last_lr()[0])
-                metrics["train/epoch"] = epoch + min(1.0, step / steps_per_epoch - epoch)
-                logger.log(metrics, step)
-                progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
-                window = {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
-            if eval_loader is not None and (step % train_cfg.eval_every == 0 or step == total_steps):
+                metrics["train/epoch"] = state.epoch + state.batches_in_epoch / max(len(loader), 1)
+                metrics["train/nonfinite_skipped"] = state.nonfinite_skipped
+                logger.log(metrics, state.step)
+                if "train/loss" in metrics:
+                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+                window = _new_window()
+            if eval_loader is not None and (state.step % train_cfg.eval_every == 0 or state.step == total_steps):
                 logger.log({"eval/loss": evaluate_loss(accelerator, model, eval_loader, train_cfg.eval_max_batches)},
-                           step)
+                           state.step)
                 model.train()
-            if train_cfg.save_every and step % train_cfg.save_every == 0 and step < total_steps:
-                save_step_checkpoint(accelerator, model, tokenizer, output_dir, step, train_cfg.keep_checkpoints)
-            if step >= total_steps:
+            preempted = preemption.requested(accelerator)
+            periodic = train_cfg.save_every and state.step % train_cfg.save_every == 0 and state.step < total_steps
+            if periodic or preempted:
+                checkpoint_now()
+            if preempted:
+                accelerator.print(f"[{stage}] SIGTERM: checkpoint written at step {state.step}; exiting")
+                logger.close()
+                sys.exit(143)
+            if state.step >= total_steps:
                 break
-        epoch += 1
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
     progress.close()
-    final = save_model(accelerator, model, tokenizer, output_dir / "model", extra={"step": step, "stage": stage})
+    preemption.restore()
+    final = save_model(accelerator, model, tokenizer, output_dir / "model", extra={"step": state.step, "stage": stage})
     logger.close()
     return final
+
+
+def _new_window() -> dict:
+    return {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
 
 
 def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
@@ -115,13 +164,14 @@ def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
     ).tolist()
     loss_sum, micro, real, pad = totals
     metrics = {
-        "train/loss": loss_sum / max(micro, 1),
         "train/lr": lr,
         "train/tokens_per_s": real / elapsed,
         "train/padding_frac": pad / max(real + pad, 1),
         "time/step_s": elapsed,
     }
-    if grad_norm is not None:
+    if micro:
+        metrics["train/loss"] = loss_sum / micro
+    if grad_norm is not None and math.isfinite(float(grad_norm)):
         metrics["train/grad_norm"] = float(grad_norm)
     return metrics
 
@@ -141,7 +191,6 @@ def evaluate_loss(accelerator: Accelerator, model, loader, max_batches: int | No
         tokens += counted
     loss_sum, tokens = accelerator.reduce(torch.stack([loss_sum, tokens]), reduction="sum").tolist()
     return loss_sum / max(tokens, 1.0)
-
 
 
 def _write_run_info(accelerator, model, output_dir: Path, stage: str, total_steps: int, steps_per_epoch: int,

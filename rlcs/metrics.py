@@ -12,23 +12,31 @@ from pydantic import BaseModel
 
 
 class MetricsLogger:
-    def __init__(self, accelerator: Accelerator, recipe: BaseModel, stage: str):
+    """``resume_step``: continuing a run; rows logged after that step (by the interrupted run, past its
+    last checkpoint) are dropped so no step appears twice, and the wandb run ``run_id`` continues."""
+
+    def __init__(self, accelerator: Accelerator, recipe: BaseModel, stage: str, resume_step: int | None = None,
+                 run_id: str | None = None):
         self.accelerator = accelerator
         self.path = Path(recipe.output_dir) / "metrics.jsonl"
         self.started = time.time()
         self.trackers_on = False
+        self.run_id = run_id
         if not accelerator.is_main_process:
             return
         self.trackers_on = recipe.logging.wandb
-        if self.path.exists():
+        if resume_step is None and self.path.exists():
             print(f"note: starting a fresh run; replacing {self.path}")
             self.path.unlink()
+        elif resume_step is not None:
+            truncate_after(self.path, resume_step)
         if recipe.logging.wandb:
-            accelerator.init_trackers(
-                recipe.logging.project,
-                config={"stage": stage, **recipe.model_dump(mode="json")},
-                init_kwargs={"wandb": {"dir": recipe.output_dir, "name": recipe.logging.run_name, "job_type": stage}},
-            )
+            wandb_kwargs = {"dir": recipe.output_dir, "name": recipe.logging.run_name, "job_type": stage}
+            if run_id:
+                wandb_kwargs.update(id=run_id, resume="allow")
+            accelerator.init_trackers(recipe.logging.project, config={"stage": stage, **recipe.model_dump(mode="json")},
+                                      init_kwargs={"wandb": wandb_kwargs})
+            self.run_id = accelerator.get_tracker("wandb", unwrap=True).id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if not self.accelerator.is_main_process:
@@ -59,6 +67,14 @@ def _plain(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/inf; keep them visible rather than dropping the key
     return value
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Keep only the JSONL records with ``step`` at most ``step`` (a resumed run rewrites the rest)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def read_metrics(output_dir: str | Path) -> list[dict]:

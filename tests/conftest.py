@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,33 @@ def micro_tokenizer(micro_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(micro_model_dir)
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def run_rlcs(args, launcher=None):
+    """``python -m rlcs.cli ARGS`` (or under ``launcher``), asserting success."""
+    launcher = launcher or (sys.executable,)
+    result = subprocess.run([*launcher, "-m", "rlcs.cli", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def choice_task(tmp_path_factory, micro_model_dir):
+    """A micro model fine-tuned on two-option questions (answers A and B), and RL items whose answer is A:
+    the fine-tuned model picks A about half the time, so RL has a signal to follow."""
+    from rlcs.data import write_jsonl
+    from rlcs.tasks import generate
+
+    root = tmp_path_factory.mktemp("choice")
+    write_jsonl([p.sft_row() for p in generate(60, seed=21, domains=["choice"], levels=(1,))], root / "sft.jsonl")
+    write_jsonl([p.example() for p in generate(200, seed=22, domains=["choice"], levels=(1,)) if p.answer == "A"],
+                root / "rl.jsonl")
+    run_rlcs(["sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={root / 'sft'}",
+              f"model.path={micro_model_dir}", f"data.train={root / 'sft.jsonl'}", "data.eval=null",
+              "data.seq_len=128", "train.micro_batch_size=8", "train.max_steps=600", "train.log_every=100",
+              "optim.lr=1e-2", "optim.warmup_steps=10", "logging.wandb=false"])
+    return root

@@ -2,43 +2,16 @@
 
 import json
 import math
-import os
-import subprocess
 import sys
 
 import pytest
 
-from rlcs.data import write_jsonl
 from rlcs.metrics import read_metrics
-from rlcs.tasks import generate
 
 from .conftest import REPO
+from .conftest import run_rlcs as _run
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-
-
-def _run(args, launcher=()):
-    result = subprocess.run([*launcher, "-m", "rlcs.cli", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result
-
-
-@pytest.fixture(scope="module")
-def choice_task(tmp_path_factory, micro_model_dir):
-    """A micro model fine-tuned on two-option questions (answers A and B), and RL items whose answer is A:
-    the fine-tuned model picks A about half the time, so RL has a signal to follow."""
-    root = tmp_path_factory.mktemp("choice")
-    write_jsonl([p.sft_row() for p in generate(60, seed=21, domains=["choice"], levels=(1,))], root / "sft.jsonl")
-    write_jsonl([p.example() for p in generate(200, seed=22, domains=["choice"], levels=(1,)) if p.answer == "A"],
-                root / "rl.jsonl")
-    _run(["sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={root / 'sft'}", f"model.path={micro_model_dir}",
-          f"data.train={root / 'sft.jsonl'}", "data.eval=null", "data.seq_len=128", "train.micro_batch_size=8",
-          "train.max_steps=600", "train.log_every=100", "optim.lr=1e-2", "optim.warmup_steps=10",
-          "logging.wandb=false"], launcher=(sys.executable,))
-    return root
-
 
 RL_ARGS = ["rollout.max_new_tokens=64", "rollout.answer_budget=16", "rollout.temperature=0.7", "optim.lr=1e-3",
            "logging.wandb=false", "data.eval=null"]
@@ -47,12 +20,14 @@ RL_ARGS = ["rollout.max_new_tokens=64", "rollout.answer_budget=16", "rollout.tem
 def test_short_rl_run_improves_mean_reward(choice_task):
     out = choice_task / "rl"
     _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
-          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=20", "train.max_rollouts=null", *RL_ARGS],
-         launcher=(sys.executable,))
+          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=20", "train.max_rollouts=null", *RL_ARGS[:-1],
+          f"data.eval={choice_task / 'rl.jsonl'}", "train.eval_max_examples=40"])
+    # The fine-tuned model starts in the middle: greedy, it is neither solved nor hopeless on these items.
+    start_accuracy = next(row["eval/accuracy"] for row in read_metrics(out) if "eval/accuracy" in row)
+    assert 0.1 < start_accuracy < 0.9, start_accuracy
     rewards = [row["reward/mean"] for row in read_metrics(out) if "reward/mean" in row]
     assert len(rewards) == 20
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    assert 0.05 < first < 0.8, rewards  # starts in the middle: neither solved nor hopeless
     assert last > first + 0.15, rewards
     row = next(r for r in read_metrics(out) if "reward/mean" in r)
     for key in ("reward/choice/mean", "rollout/pass_rate", "rollout/zero_variance_frac", "rollout/length_mean",
@@ -68,8 +43,7 @@ def test_short_rl_run_improves_mean_reward(choice_task):
 def test_each_sampler_drives_the_loop(choice_task, sampler):
     out = choice_task / f"rl-{sampler}"
     _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
-          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=3", f"sampler.name={sampler}", *RL_ARGS],
-         launcher=(sys.executable,))
+          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=3", f"sampler.name={sampler}", *RL_ARGS])
     rows = [r for r in read_metrics(out) if "reward/mean" in r]
     assert len(rows) == 3
     groups = [r["rollout/groups"] for r in rows]
@@ -93,7 +67,7 @@ def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):
 
     out = choice_task / "graded.jsonl"
     _run(["grade", "--model", str(choice_task / "sft/model"), "--data", str(choice_task / "rl.jsonl"), "-k", "4",
-          "--limit", "12", "--out", str(out)], launcher=(sys.executable,))
+          "--limit", "12", "--out", str(out)], )
     graded = load_examples(str(out))
     assert len(graded) == 12
     assert all(g["difficulty"] in (0, 0.25, 0.5, 0.75, 1.0) for g in graded)
@@ -124,3 +98,18 @@ def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
     assert [r["step"] for r in rows if "reward/mean" in r] == [1, 2, 3]
     assert [r["rollout/groups"] for r in rows if "rollout/groups" in r] == [len(p["ids"]) for p in picks]
     assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 3]
+
+
+def test_off_policy_epochs_mini_batches_and_kl_reference(choice_task):
+    """Two PPO epochs over two mini-batches: later passes are off-policy (ratio != 1, approx_kl > 0),
+    the KL term to the frozen reference is logged, and each step makes 4 optimizer steps."""
+    out = choice_task / "rl-ppo"
+    _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
+          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=2", "sampler.name=uniform", "rl.ppo_epochs=2",
+          "rl.mini_batches=2", "rl.kl_coef=0.1", "train.micro_batch_size=16", *RL_ARGS])
+    rows = [r for r in read_metrics(out) if "train/loss" in r]
+    assert len(rows) == 2
+    assert all(r["train/approx_kl"] > 0 and math.isfinite(r["train/kl_ref"]) for r in rows)
+    assert rows[-1]["train/kl_ref"] > 0  # the policy has moved away from the reference
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["micro_batches_per_optimizer_step"] == 2  # 64 sequences / 2 mini-batches / 16

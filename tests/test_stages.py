@@ -48,9 +48,10 @@ def test_sft_run_logs_metrics_writes_recipe_and_rotates_checkpoints(tmp_path, mi
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints == ["step-2", "step-4"]
     assert not list(out.rglob("*.partial"))
-    state = json.loads((out / "checkpoints/step-4/rlcs_state.json").read_text())
-    assert state == {"step": 4}
-    AutoModelForCausalLM.from_pretrained(out / "checkpoints/step-4")
+    state = json.loads((out / "checkpoints/step-4/trainer_state.json").read_text())
+    assert state["step"] == 4 and state["epoch"] == 0
+    assert (out / "checkpoints/step-4/state").is_dir()  # optimizer, schedule and RNG states for resume
+    AutoModelForCausalLM.from_pretrained(out / "checkpoints/step-4/model")
     AutoModelForCausalLM.from_pretrained(out / "model")
 
 

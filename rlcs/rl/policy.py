@@ -8,11 +8,14 @@ micro-batches.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+from accelerate.utils import DistributedType
 
 from rlcs.config import PolicyConfig
+from rlcs.guards import finite_or_zeroed
 from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
 from rlcs.rl.rollout import Completion
 
@@ -47,12 +50,16 @@ def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id:
                         torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device))
 
 
-def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False):
-    """Log-probability of each next token ``[N, L-1]`` (and the entropy at each position)."""
+def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False):
+    """Log-probability of each next token ``[N, L-1]`` (and the entropy at each position, differentiable
+    only when ``entropy_grad``: as a logged metric it need not cost a backward pass)."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1]
     logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
-    entropy = entropy_from_logits(logits) if with_entropy else None
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
     return logp, entropy
 
 
@@ -71,10 +78,10 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     reuse = config.ppo_epochs > 1 or config.mini_batches > 1
     old_logp = logprobs_in_chunks(model, batch, micro_batch_size) if reuse else None
     ref_logp = logprobs_in_chunks(ref_model, batch, micro_batch_size) if ref_model is not None else None
-    want_entropy = True  # logged every step; cheap next to the forward pass
     totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
               "kl_ref": 0.0}
-    micro_steps, grad_norms = 0, []
+    micro_steps, grad_norms, nonfinite, window_skipped = 0, [], 0, False
+    engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
     for _epoch in range(config.ppo_epochs):
         order = torch.randperm(n, generator=generator).to(batch.input_ids.device)
         for start in range(0, mini_size * config.mini_batches, mini_size):
@@ -83,7 +90,8 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                 index = mini[m:m + micro_batch_size]
                 micro = batch.rows(index)
                 with accelerator.accumulate(model):
-                    logp, entropy = token_logprobs(model, micro, with_entropy=want_entropy)
+                    logp, entropy = token_logprobs(model, micro, with_entropy=True,
+                                                   entropy_grad=config.entropy_coef > 0)
                     old = old_logp[index] if old_logp is not None else logp.detach()
                     loss, stats = clipped_policy_loss(
                         logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,
@@ -97,13 +105,21 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                     mean_entropy = aggregate(entropy, micro.loss_mask, "token")
                     if config.entropy_coef:
                         loss = loss - config.entropy_coef * mean_entropy
+                    loss, skipped = finite_or_zeroed(accelerator, loss)
+                    nonfinite += skipped
+                    window_skipped |= skipped
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        grad_norms.append(float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)))
-                    optimizer.step()
+                        norm = float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm))
+                        if math.isfinite(norm):
+                            grad_norms.append(norm)
+                    # a window with a non-finite loss makes no update (see rlcs/lm_loop.py)
+                    if not (accelerator.sync_gradients and window_skipped and not engine_steps_itself):
+                        optimizer.step()
                     optimizer.zero_grad()
                     if accelerator.sync_gradients:
                         scheduler.step()
+                        window_skipped = False
                 micro_steps += 1
                 totals["loss"] += float(loss.detach())
                 totals["clip_frac_low"] += stats.clip_frac_low
@@ -114,4 +130,5 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     if ref_model is None:
         metrics.pop("train/kl_ref")
     metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
+    metrics["train/nonfinite_skipped"] = nonfinite
     return metrics

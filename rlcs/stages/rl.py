@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,14 @@ from accelerate.utils import gather_object
 
 from rewards.router import RewardRouter
 from rlcs.chat import render_prompt
-from rlcs.checkpoint import save_model, save_step_checkpoint
+from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
 from rlcs.evaluate import accuracy_table, example_messages, generate_greedy, is_exact
-from rlcs.metrics import MetricsLogger, progress_bar
+from rlcs.guards import NonFiniteLoss, Preemption
+from rlcs.metrics import MetricsLogger, progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
+from rlcs.resume import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from rlcs.rl.advantages import group_advantages
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Completion, HFEngine, SamplingParams, gathered_for_generation
@@ -63,13 +66,29 @@ def run(recipe: RLRecipe) -> Path:
     sampling = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget,
                               recipe.rollout.temperature, recipe.rollout.top_p, recipe.rollout.top_k,
                               recipe.rollout.force_answer)
-    generator = torch.Generator().manual_seed(recipe.seed + rank)
-    logger = MetricsLogger(accelerator, recipe, "rl")
-    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step=0)
+    state = TrainState()
+    accelerator.register_for_checkpointing(scheduler, sampler, state)
+    checkpoint = find_checkpoint(output_dir, recipe.train.resume)
+    if checkpoint is not None:
+        load_checkpoint(accelerator, checkpoint)
+        accelerator.print(f"[rl] resumed from {checkpoint} at step {state.step}")
+        if accelerator.is_main_process:
+            for name in ("picks.jsonl", "completions.jsonl"):
+                truncate_after(output_dir / name, state.step)
+    logger = MetricsLogger(accelerator, recipe, "rl", resume_step=state.step if checkpoint else None,
+                           run_id=state.wandb_run_id)
+    state.wandb_run_id = logger.run_id
+    if checkpoint is None:
+        _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step=0)
 
+    def checkpoint_now() -> None:
+        save_checkpoint(accelerator, output_dir, state, policy, tokenizer, recipe.train.keep_checkpoints)
+
+    preemption = Preemption()
     progress = progress_bar(recipe.train.steps, "rl", accelerator.is_local_main_process)
-    rollouts_spent, last_step = 0, recipe.train.steps
-    for step in range(1, recipe.train.steps + 1):
+    progress.update(state.step)
+    last_step, skipped_in_row = recipe.train.steps, 0
+    for step in range(state.step + 1, recipe.train.steps + 1):
         started = time.time()
         groups: list[Group] = []  # this process's rollouts, every round of this step
         outcomes: list[GroupOutcome] = []  # every process's outcomes, in the same order everywhere
@@ -89,18 +108,25 @@ def run(recipe: RLRecipe) -> Path:
         rollout_done = time.time()
 
         sampler.update(outcomes)
-        rollouts_spent += G * len(outcomes)
-        out_of_budget = recipe.train.max_rollouts is not None and rollouts_spent >= recipe.train.max_rollouts
+        state.rollouts_spent += G * len(outcomes)
+        out_of_budget = (recipe.train.max_rollouts is not None
+                         and state.rollouts_spent >= recipe.train.max_rollouts)
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
         rewards = torch.tensor([g.rewards for g in kept])
         advantages = group_advantages(rewards, scale_by_std=cfg.scale_adv_by_std)
 
         batch = build_batch([c for g in kept for c in g.completions], advantages.flatten(),
                             tokenizer.pad_token_id, accelerator.device)
+        # A generator per (seed, process, step): mini-batch order survives a resume without saved state.
+        generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + rank * 7_919 + step)
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
                                       recipe.optim.max_grad_norm, generator, ref_model)
         done = time.time()
+        state.step = step
+        skipped = int(train_metrics.pop("train/nonfinite_skipped"))
+        state.nonfinite_skipped += skipped
+        skipped_in_row = skipped_in_row + 1 if skipped else 0
         progress.update(1)
 
         if step % recipe.train.log_every == 0 or step == recipe.train.steps or out_of_budget:
@@ -114,7 +140,8 @@ def run(recipe: RLRecipe) -> Path:
                 **verifier_failures,
                 **_rollout_metrics(rollout_stats, outcomes),
                 "rollout/groups": len(outcomes),
-                "rollout/rollouts_total": rollouts_spent,
+                "rollout/rollouts_total": state.rollouts_spent,
+                "train/nonfinite_skipped": state.nonfinite_skipped,
                 "curriculum/batch_informative_frac": sum(kept_informative) / len(kept_informative),
                 **_reduce_mean(accelerator, train_metrics),
                 **sampler.metrics(),
@@ -134,17 +161,29 @@ def run(recipe: RLRecipe) -> Path:
         if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
                 and not out_of_budget):
             _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step)
-        if recipe.train.save_every and step % recipe.train.save_every == 0 and step < recipe.train.steps:
-            save_step_checkpoint(accelerator, policy, tokenizer, output_dir, step, recipe.train.keep_checkpoints)
+        if skipped_in_row >= recipe.train.max_nonfinite_in_row:
+            checkpoint_now()
+            raise NonFiniteLoss(f"[rl] non-finite losses in {skipped_in_row} steps in a row at step {step}; "
+                                "wrote a checkpoint and stopped (lower optim.lr or check the rewards)")
+        preempted = preemption.requested(accelerator)
+        periodic = recipe.train.save_every and step % recipe.train.save_every == 0 and step < recipe.train.steps
+        if periodic or preempted:
+            checkpoint_now()
+        if preempted:
+            accelerator.print(f"[rl] SIGTERM: checkpoint written at step {step}; exiting")
+            router.close()
+            logger.close()
+            sys.exit(143)
         if out_of_budget:
             last_step = step
             break
 
     progress.close()
+    preemption.restore()
     _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, last_step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
     final = save_model(accelerator, policy, tokenizer, output_dir / "model",
-                       extra={"step": last_step, "stage": "rl", "rollouts": rollouts_spent})
+                       extra={"step": last_step, "stage": "rl", "rollouts": state.rollouts_spent})
     router.close()
     logger.close()
     return final

@@ -13,7 +13,7 @@ from rlcs.runtime import load_model, load_tokenizer, make_accelerator
 
 
 def run(recipe: SFTRecipe) -> Path:
-    accelerator = make_accelerator(recipe)
+    accelerator = make_accelerator(recipe, micro_batch_size=recipe.train.micro_batch_size)
     if accelerator.is_main_process:
         dump_recipe(recipe, Path(recipe.output_dir) / "recipe.yaml")
     tokenizer = load_tokenizer(recipe.model)
