@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=None, help="write per-example results as JSONL here")
     report = commands.add_parser("report", help="PNG plots and an HTML page from a run's metrics.jsonl")
     report.add_argument("output_dir", help="a stage's output_dir (holding metrics.jsonl)")
+    dashboard = commands.add_parser("dashboard", help="create the curriculum dashboard as a wandb workspace")
+    dashboard.add_argument("--entity", required=True)
+    dashboard.add_argument("--project", required=True)
+    dashboard.add_argument("--name", default="rlcs curriculum")
     grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             from rlcs.report import main as report_main
 
             return report_main(args)
+        if args.command == "dashboard":
+            from rlcs.dashboard import main as dashboard_main
+
+            return dashboard_main(args)
         if args.command == "grade":
             from rlcs.grade import main as grade_main
 

@@ -43,7 +43,9 @@ def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, 
 
 
 def main(args) -> int:
-    recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}"])
+    # Only the recipe's rewards and rollout settings matter here; its own data files need not exist.
+    recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}",
+                                                 "data.eval=null"])
     examples = load_examples(args.data)[: args.limit]
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
     torch.manual_seed(args.seed)

@@ -106,6 +106,16 @@ def _html(output_dir: Path, rows: list[dict], figures: list[tuple[str, str]]) ->
         parts.append(f"<h2>Run</h2><pre>{html.escape(info.read_text())}</pre>")
     for stem, title in figures:
         parts.append(f"<h2>{html.escape(title)}</h2><img src='{stem}.png' alt='{html.escape(title)}'>")
+    items = output_dir / "curriculum_items.jsonl"
+    if items.exists() and items.read_text().strip():
+        latest = json.loads(items.read_text().splitlines()[-1])
+        parts.append(f"<h2>Hardest and easiest items (step {latest['step']})</h2><table><tr><th></th><th>id</th>"
+                     "<th>domain</th><th>pass rate</th><th>evidence</th></tr>")
+        for which in ("hardest", "easiest"):
+            for r in latest[which]:
+                parts.append(f"<tr><td>{which}</td><td>{html.escape(r['id'])}</td><td>{html.escape(r['domain'])}"
+                             f"</td><td>{r['pass_rate']:.3f}</td><td>{r['evidence']}</td></tr>")
+        parts.append("</table>")
     completions = output_dir / "completions.jsonl"
     if completions.exists():
         recent = [json.loads(line) for line in completions.read_text().splitlines()[-12:]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class TrainState:
 def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: TrainState, model, tokenizer,
                     keep: int) -> Path:
     """Collective: every process must call it at the same step."""
+    started = time.time()
     root = Path(output_dir) / CHECKPOINTS
     final, partial = root / f"step-{state.step}", root / f"step-{state.step}.partial"
     if accelerator.is_main_process:
@@ -63,6 +65,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: Tra
         os.replace(partial, final)
         for old in list_step_checkpoints(root)[:-keep]:
             shutil.rmtree(old)
+        _record(root, "save", state.step, time.time() - started, final)
     accelerator.wait_for_everyone()
     return final
 
@@ -83,4 +86,15 @@ def find_checkpoint(output_dir: str | Path, resume: str) -> Path | None:
 
 def load_checkpoint(accelerator: Accelerator, path: Path) -> None:
     """Restores everything registered with ``accelerator.register_for_checkpointing`` too."""
+    started = time.time()
     accelerator.load_state(str(path / "state"))
+    if accelerator.is_main_process:
+        step = json.loads((path / "trainer_state.json").read_text())["step"]
+        _record(path.parent, "resume", step, time.time() - started, path)
+
+
+def _record(root: Path, event: str, step: int, seconds: float, path: Path) -> None:
+    """``checkpoints/timings.jsonl``: how long each save and resume took, and the checkpoint's size."""
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    with (root / "timings.jsonl").open("a") as handle:
+        handle.write(json.dumps({"event": event, "step": step, "seconds": round(seconds, 3), "bytes": size}) + "\n")

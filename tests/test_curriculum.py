@@ -167,3 +167,12 @@ def test_state_from_another_dataset_is_refused():
     other = RLCSSampler(_examples(4), SamplerConfig(), 8, seed=0)
     with pytest.raises(ValueError, match="different dataset"):
         other.load_state_dict(sampler.state_dict())
+
+
+def test_extremes_list_seen_items_from_hardest_to_easiest():
+    sampler = RLCSSampler(_examples(5), SamplerConfig(decay=1.0), 8, seed=0)
+    sampler.update([_outcome("d0", 8), _outcome("d1", 0), _outcome("d2", 4)])
+    extremes = sampler.extremes(count=2)
+    assert [r["id"] for r in extremes["hardest"]] == ["d1", "d2"]
+    assert [r["id"] for r in extremes["easiest"]] == ["d0", "d2"]
+    assert extremes["hardest"][0]["evidence"] == 8.0  # d3, d4 were never seen: not listed

@@ -51,6 +51,9 @@ def test_kill_9_mid_rl_then_resume_matches_an_uninterrupted_run(tmp_path, choice
     steps = [r["step"] for r in read_metrics(broken) if "reward/mean" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
     assert _steps(broken / "picks.jsonl") == [1, 2, 3, 4, 5, 6]
+    # the hardest/easiest table (every completions_every=5 steps) matches too
+    assert _steps(broken / "curriculum_items.jsonl") == [5]
+    assert (broken / "curriculum_items.jsonl").read_text() == (straight / "curriculum_items.jsonl").read_text()
 
 
 def test_partial_and_incomplete_checkpoints_are_ignored(tmp_path):
@@ -150,3 +153,14 @@ def test_report_builds_pngs_and_html_from_recorded_metrics(tmp_path):
         assert (report / f"{stem}.png").stat().st_size > 1000, stem
     page = (report / "index.html").read_text()
     assert page.count("<img") == 8 and "&lt;think&gt;x&lt;/think&gt;" in page
+
+
+def test_dashboard_builds_a_wandb_workspace_offline():
+    """Construction only: saving needs a wandb login and network."""
+    pytest.importorskip("wandb_workspaces", reason="optional extra: pip install -e '.[dashboard]'")
+    from rlcs.dashboard import DASHBOARD, build_workspace
+
+    workspace = build_workspace("my-team", "rlcs-tiny")
+    assert [section.name for section in workspace.sections] == list(DASHBOARD)
+    assert sum(len(section.panels) for section in workspace.sections) == sum(len(p) for p in DASHBOARD.values())
+    assert workspace.auto_generate_panels  # tables and histograms come through wandb's automatic panels

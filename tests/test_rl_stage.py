@@ -58,6 +58,16 @@ def test_each_sampler_drives_the_loop(choice_task, sampler):
             assert key in rows[-1], key
         assert rows[-1]["curriculum/rollouts_total"] == 8 * sum(groups)
         assert len(rows[-1]["curriculum/pass_rate_histogram"]) == 10
+        # every dashboard panel shows something this run logged (eval is off in this run)
+        import re
+
+        from rlcs.dashboard import DASHBOARD
+
+        logged = {key for row in read_metrics(out) for key in row}
+        for section, panels in DASHBOARD.items():
+            for title, regex, _ in panels:
+                if title != "Held-out accuracy":
+                    assert any(re.fullmatch(regex, key) for key in logged), (section, title)
 
 
 def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):

@@ -158,6 +158,19 @@ class RLCSSampler:
         metrics["curriculum/pass_rate_histogram"] = np.histogram(means, bins=10, range=(0, 1))[0].tolist()
         return metrics
 
+    def extremes(self, count: int = 10) -> dict[str, list[dict]]:
+        """The examples the sampler currently believes hardest and easiest (posterior mean, evidence)."""
+        means = self.pass_rate_means()
+        passes, fails = self._evidence()
+        seen = np.flatnonzero(self.last_seen >= 0)
+        order = seen[np.argsort(means[seen], kind="stable")]
+
+        def describe(i: int) -> dict:
+            return {"id": self.examples[i]["id"], "domain": self.examples[i]["domain"],
+                    "pass_rate": round(float(means[i]), 4), "evidence": round(float(passes[i] + fails[i]), 2)}
+
+        return {"hardest": [describe(i) for i in order[:count]], "easiest": [describe(i) for i in order[::-1][:count]]}
+
     def _base_mix(self) -> dict[str, float]:
         mix = self.config.domain_mix
         return {d: float(mix.get(d, 1.0)) if mix else 1.0 for d in self.domains}

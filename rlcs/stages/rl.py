@@ -73,7 +73,7 @@ def run(recipe: RLRecipe) -> Path:
         load_checkpoint(accelerator, checkpoint)
         accelerator.print(f"[rl] resumed from {checkpoint} at step {state.step}")
         if accelerator.is_main_process:
-            for name in ("picks.jsonl", "completions.jsonl"):
+            for name in ("picks.jsonl", "completions.jsonl", "curriculum_items.jsonl"):
                 truncate_after(output_dir / name, state.step)
     logger = MetricsLogger(accelerator, recipe, "rl", resume_step=state.step if checkpoint else None,
                            run_id=state.wandb_run_id)
@@ -158,6 +158,7 @@ def run(recipe: RLRecipe) -> Path:
             _append_jsonl(output_dir / "picks.jsonl", {"step": step, "ids": [o.example_id for o in outcomes]})
         if step % recipe.train.completions_every == 0:
             _log_completions(accelerator, recipe, logger, kept, step)
+            _log_extremes(accelerator, recipe, sampler, step)
         if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
                 and not out_of_budget):
             _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step)
@@ -317,6 +318,19 @@ def _log_completions(accelerator, recipe, logger, groups: list[Group], step: int
         _append_jsonl(Path(recipe.output_dir) / "completions.jsonl", dict(zip(columns, row)))
     if recipe.logging.wandb:
         accelerator.get_tracker("wandb").log_table("completions", columns=columns, data=rows, step=step)
+
+
+def _log_extremes(accelerator, recipe: RLRecipe, sampler, step: int) -> None:
+    """The currently hardest and easiest items, for the dashboard's table (samplers that track them)."""
+    if not accelerator.is_main_process or not hasattr(sampler, "extremes"):
+        return
+    extremes = sampler.extremes()
+    _append_jsonl(Path(recipe.output_dir) / "curriculum_items.jsonl", {"step": step, **extremes})
+    if recipe.logging.wandb:
+        columns = ["which", "id", "domain", "pass_rate", "evidence"]
+        rows = [[which, r["id"], r["domain"], r["pass_rate"], r["evidence"]] for which in ("hardest", "easiest")
+                for r in extremes[which]]
+        accelerator.get_tracker("wandb").log_table("curriculum/extremes", columns=columns, data=rows, step=step)
 
 
 def _write_run_info(accelerator, policy, sampler, recipe: RLRecipe, micro_per_mini: int) -> None:
