@@ -45,7 +45,7 @@ def test_sft_run_logs_metrics_writes_recipe_and_rotates_checkpoints(tmp_path, mi
     assert [r["step"] for r in rows if "eval/loss" in r] == [3, 6]
 
     # save_every=2, keep 2, and the final step is the final model rather than a step checkpoint
-    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir())
     assert checkpoints == ["step-2", "step-4"]
     assert not list(out.rglob("*.partial"))
     state = json.loads((out / "checkpoints/step-4/trainer_state.json").read_text())

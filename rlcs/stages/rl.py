@@ -93,28 +93,19 @@ def run(recipe: RLRecipe) -> Path:
         groups: list[Group] = []  # this process's rollouts, every round of this step
         outcomes: list[GroupOutcome] = []  # every process's outcomes, in the same order everywhere
         count, reward_seconds = _multiple_of(sampler.rollout_count(cfg.batch_size), world), 0.0
-        while count:
-            picked = sampler.pick(count)
-            mine = picked[rank::world]
-            completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
-            scoring_started = time.time()
-            scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
-            reward_seconds += time.time() - scoring_started
-            new_groups = [Group(len(outcomes) + rank * len(mine) + j, e, completions[j * G:(j + 1) * G],
-                                scores[j * G:(j + 1) * G]) for j, e in enumerate(mine)]
+        while count:  # pick -> generate G each -> score; DAPO asks for more rounds
+            new_groups, seconds = _rollout_round(sampler.pick(count), len(outcomes), engine, router, tokenizer,
+                                                 sampling, G, rank, world)
             outcomes += gather_object([g.outcome(cfg.pass_threshold) for g in new_groups])
             groups += new_groups
+            reward_seconds += seconds
             count = _multiple_of(sampler.refill(outcomes, cfg.batch_size), world)
         rollout_done = time.time()
 
         sampler.update(outcomes)
         state.rollouts_spent += G * len(outcomes)
-        out_of_budget = (recipe.train.max_rollouts is not None
-                         and state.rollouts_spent >= recipe.train.max_rollouts)
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
-        rewards = torch.tensor([g.rewards for g in kept])
-        advantages = group_advantages(rewards, scale_by_std=cfg.scale_adv_by_std)
-
+        advantages = group_advantages(torch.tensor([g.rewards for g in kept]), scale_by_std=cfg.scale_adv_by_std)
         batch = build_batch([c for g in kept for c in g.completions], advantages.flatten(),
                             tokenizer.pad_token_id, accelerator.device)
         # A generator per (seed, process, step): mini-batch order survives a resume without saved state.
@@ -122,35 +113,18 @@ def run(recipe: RLRecipe) -> Path:
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
                                       recipe.optim.max_grad_norm, generator, ref_model)
-        done = time.time()
+        timings = {"time/rollout_s": rollout_done - started - reward_seconds, "time/reward_s": reward_seconds,
+                   "time/train_s": time.time() - rollout_done, "total": time.time() - started}
         state.step = step
         skipped = int(train_metrics.pop("train/nonfinite_skipped"))
         state.nonfinite_skipped += skipped
         skipped_in_row = skipped_in_row + 1 if skipped else 0
         progress.update(1)
 
+        out_of_budget = recipe.train.max_rollouts is not None and state.rollouts_spent >= recipe.train.max_rollouts
         if step % recipe.train.log_every == 0 or step == recipe.train.steps or out_of_budget:
-            rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced)
-                                           for g in groups for c in g.completions])
-            kept_informative = gather_object([int(0 < sum(r >= cfg.pass_threshold for r in g.rewards) < G)
-                                              for g in kept])
-            verifier_failures = _sum_dicts(gather_object([router.metrics()]))
-            metrics = {
-                **_reward_metrics(outcomes),
-                **verifier_failures,
-                **_rollout_metrics(rollout_stats, outcomes),
-                "rollout/groups": len(outcomes),
-                "rollout/rollouts_total": state.rollouts_spent,
-                "train/nonfinite_skipped": state.nonfinite_skipped,
-                "curriculum/batch_informative_frac": sum(kept_informative) / len(kept_informative),
-                **_reduce_mean(accelerator, train_metrics),
-                **sampler.metrics(),
-                "time/rollout_s": rollout_done - started - reward_seconds,
-                "time/reward_s": reward_seconds,
-                "time/train_s": done - rollout_done,
-                "time/tokens_per_s": sum(n for n, _, _ in rollout_stats) / max(done - started, 1e-9),
-                "train/lr": scheduler.get_last_lr()[0],
-            }
+            metrics = _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics,
+                                    timings, scheduler.get_last_lr()[0], cfg.pass_threshold, G)
             logger.log(metrics, step)
             progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
             _check_ranks_agree(accelerator, sampler, step)
@@ -202,6 +176,41 @@ class Group:
     def outcome(self, pass_threshold: float) -> GroupOutcome:
         passes = sum(r >= pass_threshold for r in self.rewards)
         return GroupOutcome(self.example["id"], self.example["domain"], list(self.rewards), passes)
+
+
+def _rollout_round(picked: list[dict], offset: int, engine, router, tokenizer, sampling, G: int, rank: int,
+                   world: int) -> tuple[list[Group], float]:
+    """Roll out this process's share of ``picked`` and score it; ``offset`` is the number of groups
+    earlier rounds of this step produced (across processes), so positions are global."""
+    mine = picked[rank::world]
+    completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
+    scoring_started = time.time()
+    scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
+    seconds = time.time() - scoring_started
+    groups = [Group(offset + rank * len(mine) + j, e, completions[j * G:(j + 1) * G], scores[j * G:(j + 1) * G])
+              for j, e in enumerate(mine)]
+    return groups, seconds
+
+
+def _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics, timings, lr: float,
+                  pass_threshold: float, G: int) -> dict[str, float]:
+    """Everything logged for one step, gathered from every process."""
+    rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced) for g in groups for c in g.completions])
+    kept_informative = gather_object([int(0 < sum(r >= pass_threshold for r in g.rewards) < G) for g in kept])
+    return {
+        **_reward_metrics(outcomes),
+        **_sum_dicts(gather_object([router.metrics()])),
+        **_rollout_metrics(rollout_stats, outcomes),
+        "rollout/groups": len(outcomes),
+        "rollout/rollouts_total": state.rollouts_spent,
+        "train/nonfinite_skipped": state.nonfinite_skipped,
+        "curriculum/batch_informative_frac": sum(kept_informative) / len(kept_informative),
+        **_reduce_mean(accelerator, train_metrics),
+        **sampler.metrics(),
+        **{key: value for key, value in timings.items() if key.startswith("time/")},
+        "time/tokens_per_s": sum(n for n, _, _ in rollout_stats) / max(timings["total"], 1e-9),
+        "train/lr": lr,
+    }
 
 
 def _multiple_of(count: int, world: int) -> int:
