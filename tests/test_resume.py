@@ -164,3 +164,24 @@ def test_dashboard_builds_a_wandb_workspace_offline():
     assert [section.name for section in workspace.sections] == list(DASHBOARD)
     assert sum(len(section.panels) for section in workspace.sections) == sum(len(p) for p in DASHBOARD.values())
     assert workspace.auto_generate_panels  # tables and histograms come through wandb's automatic panels
+
+
+@pytest.mark.slow
+def test_resumed_sft_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path, micro_model_dir, suite_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    common = ["sft", "--config", "recipes/tiny/sft.yaml", f"model.path={micro_model_dir}",
+              f"data.train={suite_dir / 'sft.jsonl'}", "data.eval=null", "data.seq_len=256", "train.micro_batch_size=2",
+              "train.grad_accum=2", "train.save_every=2", "train.log_every=1", "optim.schedule=constant",
+              "optim.warmup_steps=0", "logging.wandb=false"]
+    run([*common, f"output_dir={tmp_path / 'straight'}", "train.max_steps=6"])
+    run([*common, f"output_dir={tmp_path / 'resumed'}", "train.max_steps=3"])  # stops after step 3; checkpoint 2
+    run([*common, f"output_dir={tmp_path / 'resumed'}", "train.max_steps=6"])  # resumes from step 2
+    straight = AutoModelForCausalLM.from_pretrained(tmp_path / "straight/model").state_dict()
+    resumed = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed/model").state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    losses = {n: [(r["step"], r["train/loss"]) for r in read_metrics(tmp_path / n) if "train/loss" in r]
+              for n in ("straight", "resumed")}
+    assert [step for step, _ in losses["resumed"]] == [1, 2, 3, 4, 5, 6]  # step 3 redone, logged once
+    assert losses["resumed"] == losses["straight"]  # the same batches in the same order, bit for bit

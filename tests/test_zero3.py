@@ -49,3 +49,28 @@ def test_zero3_sft_partitions_parameters_and_decreases_loss(tmp_path, micro_mode
     assert sum(p.numel() for p in reloaded.parameters()) == info["parameters"]
     changed = [not torch.equal(a, b) for a, b in zip(reloaded.parameters(), initial.parameters())]
     assert all(changed)
+
+
+def test_zero3_checkpoint_holds_deepspeed_shards_and_resumes(tmp_path, micro_model_dir, suite_dir):
+    out = tmp_path / "sft"
+    common = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29535",
+        "-m", "rlcs.cli", "sft", "--config", str(REPO / "recipes/tiny/sft.yaml"), f"output_dir={out}",
+        f"model.path={micro_model_dir}", f"data.train={suite_dir / 'sft.jsonl'}", "data.eval=null",
+        "data.seq_len=256", "train.micro_batch_size=2", "train.save_every=2", "train.log_every=1",
+        "logging.wandb=false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for steps in (3, 5):  # 3 steps write step-2; the second run resumes from it and goes on to 5
+        result = subprocess.run([*common, f"train.max_steps={steps}"], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    state = out / "checkpoints/step-2/state"
+    shards = sorted(p.name for p in state.rglob("*optim_states.pt"))
+    assert len(shards) == 2, shards  # DeepSpeed's ZeRO optimizer state, one shard per process
+    assert (state / "random_states_0.pkl").exists() and (state / "random_states_1.pkl").exists()
+    steps = [row["step"] for row in read_metrics(out) if "train/loss" in row]
+    assert steps == [1, 2, 3, 4, 5]  # step 3 was redone after resuming from step 2, and logged once
+    events = [json.loads(line)["event"] for line in (out / "checkpoints/timings.jsonl").read_text().splitlines()]
+    assert events.count("resume") == 1
