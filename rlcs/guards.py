@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 
 import torch
+from accelerate.utils import DistributedType
 
 
 class NonFiniteLoss(RuntimeError):
@@ -24,6 +25,31 @@ def finite_or_zeroed(accelerator, loss: torch.Tensor) -> tuple[torch.Tensor, boo
     if accelerator.reduce(bad, reduction="sum").item() == 0:
         return loss, False
     return torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss)) * 0.0, True
+
+
+class NonFiniteGuard:
+    """Per accumulation window: a non-finite loss is zeroed (``check``) and the window then makes no
+    update (``step``). DeepSpeed's engine steps inside ``backward``, so under DeepSpeed the bad
+    micro-batch only contributes a zero gradient."""
+
+    def __init__(self, accelerator):
+        self.accelerator = accelerator
+        self.engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
+        self.window_skipped = False
+
+    def check(self, loss: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        loss, skipped = finite_or_zeroed(self.accelerator, loss)
+        self.window_skipped |= skipped
+        return loss, skipped
+
+    def step(self, optimizer) -> None:
+        """``optimizer.step()`` and ``zero_grad()``, except at the end of a window that had a non-finite loss."""
+        sync = self.accelerator.sync_gradients
+        if not (sync and self.window_skipped and not self.engine_steps_itself):
+            optimizer.step()
+        optimizer.zero_grad()
+        if sync:
+            self.window_skipped = False
 
 
 class Preemption:

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType
 from torch.utils.data import DataLoader
 
 from rlcs.checkpoint import save_model
 from rlcs.config import StageRecipe
-from rlcs.guards import NonFiniteLoss, Preemption, finite_or_zeroed
+from rlcs.guards import NonFiniteGuard, NonFiniteLoss, Preemption
 from rlcs.metrics import MetricsLogger, progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
@@ -78,8 +77,8 @@ def train_causal_lm(
 
     model.train()
     window = _new_window()
-    grad_norm, skipped_in_row, window_skipped = None, 0, False
-    engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
+    grad_norm, skipped_in_row = None, 0
+    guard = NonFiniteGuard(accelerator)
     preemption = Preemption()
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)
@@ -89,18 +88,11 @@ def train_causal_lm(
             loader = accelerator.skip_first_batches(loader, state.batches_in_epoch)
         for batch in loader:
             with accelerator.accumulate(model):
-                loss, skipped = finite_or_zeroed(accelerator, model(**batch, use_cache=False).loss)
-                window_skipped |= skipped
+                loss, skipped = guard.check(model(**batch, use_cache=False).loss)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.max_grad_norm)
-                # A window with a non-finite loss makes no update. (DeepSpeed steps inside backward; there
-                # the bad micro-batch only contributes a zero gradient.)
-                if not (accelerator.sync_gradients and window_skipped and not engine_steps_itself):
-                    optimizer.step()
-                optimizer.zero_grad()
-                if accelerator.sync_gradients:
-                    window_skipped = False
+                guard.step(optimizer)  # no update for a window that had a non-finite loss
             state.batches_in_epoch += 1
             state.nonfinite_skipped += skipped
             skipped_in_row = skipped_in_row + 1 if skipped else 0

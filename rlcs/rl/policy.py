@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from accelerate.utils import DistributedType
 
 from rlcs.config import PolicyConfig
-from rlcs.guards import finite_or_zeroed
+from rlcs.guards import NonFiniteGuard
 from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
 from rlcs.rl.rollout import Completion
 
@@ -80,8 +79,8 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     ref_logp = logprobs_in_chunks(ref_model, batch, micro_batch_size) if ref_model is not None else None
     totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
               "kl_ref": 0.0}
-    micro_steps, grad_norms, nonfinite, window_skipped = 0, [], 0, False
-    engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
+    micro_steps, grad_norms, nonfinite = 0, [], 0
+    guard = NonFiniteGuard(accelerator)
     for _epoch in range(config.ppo_epochs):
         order = torch.randperm(n, generator=generator).to(batch.input_ids.device)
         for start in range(0, mini_size * config.mini_batches, mini_size):
@@ -105,21 +104,16 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                     mean_entropy = aggregate(entropy, micro.loss_mask, "token")
                     if config.entropy_coef:
                         loss = loss - config.entropy_coef * mean_entropy
-                    loss, skipped = finite_or_zeroed(accelerator, loss)
+                    loss, skipped = guard.check(loss)
                     nonfinite += skipped
-                    window_skipped |= skipped
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         norm = float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm))
                         if math.isfinite(norm):
                             grad_norms.append(norm)
-                    # a window with a non-finite loss makes no update (see rlcs/lm_loop.py)
-                    if not (accelerator.sync_gradients and window_skipped and not engine_steps_itself):
-                        optimizer.step()
-                    optimizer.zero_grad()
+                    guard.step(optimizer)  # no update for a window that had a non-finite loss
                     if accelerator.sync_gradients:
                         scheduler.step()
-                        window_skipped = False
                 micro_steps += 1
                 totals["loss"] += float(loss.detach())
                 totals["clip_frac_low"] += stats.clip_frac_low
