@@ -1,6 +1,6 @@
 """Rollouts to a target skill for uniform, dapo and rlcs, on a simulated learner (no model).
 
-    python benchmarks/curriculum_sim.py [--seeds 3]
+    python benchmarks/curriculum_sim.py [--seeds 8]
 
 Items have a difficulty theta; a domain has a skill s and each item a learnt
 bonus b; an item passes a rollout with probability sigmoid(s + b - theta). Each
@@ -12,7 +12,9 @@ groups): a little for the whole domain (transfer) and more for the item itself.
 The population follows the paper's observation that most prompts are far too
 easy or far too hard for the current policy. "Skill" is the mean pass
 probability over all items; we count rollouts (completions) until it reaches
-the target.
+the target. An `oracle` row, which ranks items by their true informative
+probability, shows what perfect knowledge of every pass rate would buy; it is a
+reference, not a sampler anyone can run.
 """
 
 from __future__ import annotations
@@ -56,6 +58,22 @@ def offline_grades(examples, theta, seed: int, k: int = 8) -> list[dict]:
     return [{**e, "difficulty": float(rng.binomial(k, p) / k)} for e, p in zip(examples, start)]
 
 
+class OracleSampler(UniformSampler):
+    """Picks the items whose true pass rate p maximises 1 - p^G - (1 - p)^G (needs the simulator's state)."""
+
+    def __init__(self, examples, seed: int, true_pass_rates):
+        super().__init__(examples, seed)
+        self.true_pass_rates = true_pass_rates
+
+    def pick(self, count: int) -> list[dict]:
+        p = self.true_pass_rates()
+        order = np.argsort(-(1 - p**G - (1 - p) ** G), kind="stable")
+        return [self.examples[i] for i in order[:count]]
+
+    def select(self, outcomes, batch: int) -> list[int]:
+        return sorted(range(len(outcomes)), key=lambda i: abs(outcomes[i].passes - G / 2))[:batch]
+
+
 def make_sampler(name: str, examples, seed: int):
     if name == "uniform":
         return UniformSampler(examples, seed)
@@ -71,14 +89,22 @@ def simulate(name: str, seed: int) -> dict:
     index = {e["id"]: i for i, e in enumerate(examples)}
     skill = np.zeros(len(DOMAINS))
     bonus = np.zeros(len(examples))
-    sampler = make_sampler(name, examples, seed)
     rng = np.random.default_rng(seed + 1000)
     rollouts, groups_rolled, zero_variance = 0, 0, 0
+    first_looks = first_look_zero = 0
+    looked = np.zeros(len(examples), dtype=bool)
+
+    def pass_rates() -> np.ndarray:
+        return 1 / (1 + np.exp(-(skill[domain_of] + bonus - theta)))
 
     def mean_pass() -> float:
-        return float(np.mean(1 / (1 + np.exp(-(skill[domain_of] + bonus - theta)))))
+        return float(np.mean(pass_rates()))
 
-    for step in range(1, MAX_STEPS + 1):
+    sampler = OracleSampler(examples, seed, pass_rates) if name == "oracle" else make_sampler(name, examples, seed)
+
+    steps = 0
+    while steps < MAX_STEPS and mean_pass() < TARGET:
+        steps += 1
         outcomes: list[GroupOutcome] = []
         count = sampler.rollout_count(BATCH)
         while count:
@@ -86,6 +112,10 @@ def simulate(name: str, seed: int) -> dict:
                 i = index[example["id"]]
                 p = 1 / (1 + np.exp(-(skill[domain_of[i]] + bonus[i] - theta[i])))
                 passes = int(rng.binomial(G, p))
+                if not looked[i]:
+                    looked[i] = True
+                    first_looks += 1
+                    first_look_zero += passes in (0, G)
                 outcomes.append(GroupOutcome(example["id"], example["domain"],
                                              [1.0] * passes + [0.0] * (G - passes), passes))
             count = sampler.refill(outcomes, BATCH)
@@ -99,16 +129,16 @@ def simulate(name: str, seed: int) -> dict:
             i = index[o.example_id]
             skill[domain_of[i]] += DOMAIN_RATE * 4 * share * (1 - share)
             bonus[i] += ITEM_RATE * 4 * share * (1 - share)
-        if mean_pass() >= TARGET:
-            return {"rollouts": rollouts, "steps": step, "zero_variance": zero_variance / groups_rolled}
-    return {"rollouts": None, "steps": MAX_STEPS, "zero_variance": zero_variance / groups_rolled}
+    return {"rollouts": rollouts if mean_pass() >= TARGET else None, "steps": steps,
+            "zero_variance": zero_variance / groups_rolled, "first_looks": first_looks / groups_rolled,
+            "first_look_zero": first_look_zero / groups_rolled}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=8)
     args = parser.parse_args()
-    names = ("uniform", "dapo", "rlcs", "rlcs+offline")
+    names = ("uniform", "dapo", "rlcs", "rlcs+offline", "oracle")
     results = {name: [simulate(name, seed) for seed in range(args.seeds)] for name in names}
     rows, means = [], {}
     for name, runs in results.items():
@@ -116,7 +146,9 @@ def main() -> None:
         means[name] = statistics.mean(reached) if len(reached) == len(runs) else None
         rollouts = f"{means[name]:,.0f}" if means[name] else f"not reached in {MAX_STEPS} steps"
         rows.append(f"| {name} | {rollouts} | {statistics.mean(r['steps'] for r in runs):.0f} | "
-                    f"{statistics.mean(r['zero_variance'] for r in runs):.1%} |")
+                    f"{statistics.mean(r['zero_variance'] for r in runs):.1%} | "
+                    f"{statistics.mean(r['first_looks'] for r in runs):.1%} | "
+                    f"{statistics.mean(r['first_look_zero'] for r in runs):.1%} |")
         print(name, runs)
     base = means["uniform"]
     ratios = ", ".join(f"{n}: {means[n] / base:.2f}x uniform" for n in names[1:] if means[n] and base)
@@ -132,15 +164,17 @@ sigmoid(skill_domain + bonus_item - difficulty); both start at 0 and grow only f
 optimizer receives, by {DOMAIN_RATE} (domain) and {ITEM_RATE} (item) x 4q(1-q) per group.
 Batch {BATCH} groups of G={G}; target: mean pass
 probability over all items >= {TARGET}. Means over {args.seeds} seeds; zero-variance share is over all
-groups rolled out.
+groups rolled out; "first looks" is the share of groups that were an item's first rollout, and the
+last column the share of all groups that were first looks with zero variance (the cost of finding out).
 
-| sampler | rollouts to target | steps | zero-variance groups |
-|---|---|---|---|
+| sampler | rollouts to target | steps | zero-variance groups | first looks | zero-variance first looks |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Rollouts relative to uniform: {ratios}. `rlcs+offline` starts from offline difficulty priors (each
 item's pass rate over 8 samples of the starting policy, as `rlcs grade` computes); those {grading:,}
-grading rollouts are not in its count, as the paper grades offline with prior models.
+grading rollouts are not in its count, as the paper grades offline with prior models. `oracle` is
+not a sampler: it reads the simulator's true pass rates, and bounds what any estimate could reach.
 """)
 
 

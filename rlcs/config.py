@@ -174,17 +174,18 @@ class SamplerConfig(Section):
     # dapo: regenerate until the batch holds only informative groups
     max_refills: int = Field(3, ge=0, description="dapo: extra rollout rounds per step at most")
     # rlcs: per-example Beta posteriors of the pass rate
-    prior_strength: float = Field(2.0, gt=0, description="pseudo-observations behind the prior mean")
+    prior_strength: float = Field(2.0, gt=0, description="pseudo-observations behind an offline difficulty, "
+                                  "and behind the domain prior before two first looks")
     initial_pass_rate: float = Field(0.5, gt=0, lt=1, description="domain prior before any evidence")
     decay: float = Field(0.99, gt=0, le=1, description="evidence kept per step an item goes unseen")
-    explore: float = Field(0.1, ge=0, le=1, description="share of each domain's picks drawn uniformly")
+    explore: float = Field(0.05, ge=0, le=1, description="share of each domain's picks drawn uniformly")
     easy_above: float = Field(0.8, gt=0, le=1)
     hard_below: float = Field(0.2, ge=0, lt=1)
     domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
-    yield_weight: float = Field(1.0, ge=0, le=1, description="how far domain weights follow informative yield")
+    yield_power: float = Field(2.0, ge=0, description="domain weight ∝ base mix x yield ** yield_power")
     domain_floor: float = Field(0.05, ge=0, le=1)
     domain_ceiling: float = Field(1.0, gt=0, le=1)
-    ema_momentum: float = Field(0.9, ge=0, lt=1)
+    ema_momentum: float = Field(0.7, ge=0, lt=1)
     max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")
 
 

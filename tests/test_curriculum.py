@@ -35,7 +35,7 @@ def test_prior_and_posterior_update_by_hand():
 
 
 def test_stale_evidence_decays_toward_the_prior():
-    config = SamplerConfig(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5)
+    config = SamplerConfig(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5, ema_momentum=0.9)
     sampler = RLCSSampler(_examples(2), config, group_size=4, seed=0)
     sampler.update([_outcome("d0", passes=4, g=4)])  # step 1: 4 passes on item 0
     # the domain's pass rate EMA moves to 0.9 * 0.5 + 0.1 * 1.0 = 0.55, so the prior is Beta(1.1, 0.9)
@@ -104,20 +104,58 @@ def test_batches_concentrate_on_mid_range_items_and_every_item_keeps_a_chance():
     assert all(counts[i] > 0 for i in range(len(true_rate)))  # exploration: no item is never seen
 
 
+def test_yield_power_sharpens_the_domain_mix_by_hand():
+    yields = {"a": 0.8, "b": 0.4}
+    linear = maths.domain_weights({"a": 1.0, "b": 1.0}, yields, floor=0.0, ceiling=1.0, yield_power=1.0)
+    squared = maths.domain_weights({"a": 1.0, "b": 1.0}, yields, floor=0.0, ceiling=1.0, yield_power=2.0)
+    assert linear == pytest.approx({"a": 2 / 3, "b": 1 / 3})  # 0.8 : 0.4
+    assert squared == pytest.approx({"a": 0.8, "b": 0.2})  # 0.64 : 0.16
+
+
+def test_beta_binomial_prior_by_hand():
+    # counts 2 and 6 of 8: mean 4, variance 4 = binomial 2 x (1 + 7 rho) -> rho = 1/7 -> a + b = 6
+    assert maths.beta_binomial_prior(2, 2 + 6, 4 + 36, 8, max_strength=16) == pytest.approx((3.0, 3.0))
+    # all-or-nothing items (0 and 8): rho clipped to 0.999 -> a U-shaped prior with almost no mass
+    a, b = maths.beta_binomial_prior(2, 8, 64, 8, max_strength=16)
+    assert a == pytest.approx(b) and a + b == pytest.approx(1 / 0.999 - 1)
+    # identical items (4 and 4): no excess variance -> as strong as allowed
+    assert maths.beta_binomial_prior(2, 8, 32, 8, max_strength=16) == pytest.approx((8.0, 8.0))
+    assert maths.beta_binomial_prior(1, 4, 16, 8, max_strength=16) is None  # one look: no variance yet
+
+
+def test_first_looks_fit_the_domain_prior_of_unseen_items():
+    config = SamplerConfig(prior_strength=2.0, decay=1.0)
+    examples = _examples(10, "u") + _examples(10, "m")
+    sampler = RLCSSampler(examples, config, group_size=8, seed=0)
+    # domain u: all-or-nothing items; domain m: items that pass half the time
+    sampler.update([_outcome("u0", 0, domain="u"), _outcome("u1", 8, domain="u"),
+                    _outcome("m0", 3, domain="m"), _outcome("m1", 5, domain="m")])
+    sampler.update([_outcome("u0", 4, domain="u")])  # a second look is evidence, not a first look
+    fitted = dict(zip(sampler.domains, sampler.domain_priors()))
+    assert sum(fitted["u"]) < 0.01  # U-shaped: an unseen u item is probably all pass or all fail
+    assert fitted["m"] == pytest.approx((8.0, 8.0))  # variance 1 < binomial 2: capped at 2G
+    a, b = sampler.posterior()
+    unseen_u, unseen_m = sampler.index["u5"], sampler.index["m5"]
+    assert (a[unseen_m], b[unseen_m]) == pytest.approx((8.0, 8.0))
+    predicted = maths.informative_probability(sampler.rng.beta(a[[unseen_u] * 500], b[[unseen_u] * 500]), 8)
+    assert predicted.mean() < 0.05  # Thompson draws for an unseen u item rarely look informative
+    assert sampler.first_looks[sampler.domains.index("u")].tolist() == [2.0, 8.0, 64.0]
+
+
 def test_domain_quotas_respect_floor_and_ceiling():
     weights = maths.domain_weights({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 0.0, "c": 0.0}, floor=0.1,
-                                   ceiling=0.6, yield_weight=1.0)
+                                   ceiling=0.6, yield_power=1.0)
     assert weights == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
-    weights = maths.domain_weights({"a": 8.0, "b": 1.0, "c": 1.0}, {}, floor=0.15, ceiling=1.0, yield_weight=0.0)
+    weights = maths.domain_weights({"a": 8.0, "b": 1.0, "c": 1.0}, {}, floor=0.15, ceiling=1.0, yield_power=0.0)
     assert weights == pytest.approx({"a": 0.7, "b": 0.15, "c": 0.15})
     assert maths.allocate(10, {"a": 0.55, "b": 0.25, "c": 0.2}) == {"a": 6, "b": 2, "c": 2}
     with pytest.raises(ValueError, match="cannot hold"):
-        maths.domain_weights({"a": 1, "b": 1}, {}, floor=0.6, ceiling=1.0, yield_weight=0)
+        maths.domain_weights({"a": 1, "b": 1}, {}, floor=0.6, ceiling=1.0, yield_power=0)
 
 
 def test_every_domain_gets_picks_even_when_it_yields_nothing():
     examples = _examples(20, "easy") + _examples(20, "mid")
-    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, yield_weight=1.0), 8, seed=0)
+    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, yield_power=1.0), 8, seed=0)
     for _ in range(20):
         picked = sampler.pick(10)
         sampler.update([_outcome(e["id"], 8 if e["domain"] == "easy" else 4, domain=e["domain"]) for e in picked])

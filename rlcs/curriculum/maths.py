@@ -1,11 +1,12 @@
 """The curriculum's arithmetic, as pure functions on numbers and numpy arrays.
 
-Pass-rate posterior: an example's pass rate p has prior Beta(a0, b0) with
-``a0 = m * strength`` and ``b0 = (1 - m) * strength`` for a prior mean m (the
-offline difficulty when given, else its domain's current pass rate). Observed
-passes and fails are added as evidence; evidence fades with age by
-``decay ** steps_since_seen``, so an item not seen for long drifts back to its
-prior and gets re-explored.
+Pass-rate posterior: an example's pass rate p has a prior Beta(a0, b0): its
+domain's empirical prior (a beta-binomial fitted to the outcomes of first looks
+at the domain's items, so it carries the spread of pass rates across the domain
+as well as their mean), plus ``strength`` pseudo-observations at the offline
+difficulty when the example has one. Observed passes and fails are added as
+evidence; evidence fades with age by ``decay ** steps_since_seen``, so an item
+not seen for long drifts back to its prior and gets re-explored.
 
 A group of G rollouts gives gradient only when it mixes passes and fails; for
 pass rate p that happens with probability ``1 - p**G - (1 - p)**G``.
@@ -21,6 +22,26 @@ import numpy as np
 def prior_params(mean: np.ndarray | float, strength: float) -> tuple[np.ndarray, np.ndarray]:
     mean = np.clip(mean, 1e-3, 1 - 1e-3)
     return mean * strength, (1 - mean) * strength
+
+
+def beta_binomial_prior(looks: float, passes: float, passes_squared: float, group_size: int,
+                        max_strength: float) -> tuple[float, float] | None:
+    """Beta(a, b) whose beta-binomial matches the mean and variance of pass counts out of ``group_size``.
+
+    ``looks``, ``passes`` and ``passes_squared`` are (possibly decayed) sums of 1, k and k**2 over groups.
+    Method of moments: the intra-class correlation ``rho = 1 / (a + b + 1)`` follows from how far the count
+    variance exceeds the binomial's. ``a + b`` is capped at ``max_strength`` so an item's own groups can
+    still move its posterior. None when fewer than two looks back it (no variance estimate yet).
+    """
+    if looks < 2 or group_size < 2:
+        return None
+    mean_count = passes / looks
+    rate = min(max(mean_count / group_size, 1e-3), 1 - 1e-3)
+    count_variance = max(passes_squared / looks - mean_count**2, 0.0)
+    rho = (count_variance / (group_size * rate * (1 - rate)) - 1) / (group_size - 1)
+    rho = min(max(rho, 1e-3), 0.999)
+    strength = min(1 / rho - 1, max_strength)
+    return rate * strength, (1 - rate) * strength
 
 
 def decayed(evidence: np.ndarray, age: np.ndarray, decay: float) -> np.ndarray:
@@ -60,13 +81,14 @@ def balance_order(passes: list[int], group_size: int) -> list[int]:
 
 
 def domain_weights(base: dict[str, float], yields: dict[str, float], floor: float, ceiling: float,
-                   yield_weight: float) -> dict[str, float]:
+                   yield_power: float) -> dict[str, float]:
     """Base mix scaled by each domain's informative yield, then bounded to [floor, ceiling] and renormalised.
 
-    ``weight_d ∝ base_d * ((1 - yield_weight) + yield_weight * yield_d)``: yield_weight 0 keeps the base
-    mix; 1 follows yield alone. Bounds are enforced by water-filling, so the result sums to 1.
+    ``weight_d ∝ base_d * yield_d ** yield_power``: power 0 keeps the base mix, 1 is proportional to yield,
+    2 moves picks faster toward the domains that teach. Bounds are enforced by water-filling, so the result
+    sums to 1.
     """
-    raw = {d: base[d] * ((1 - yield_weight) + yield_weight * yields.get(d, 0.5)) for d in base}
+    raw = {d: base[d] * yields.get(d, 0.5) ** yield_power for d in base}
     total = sum(raw.values())
     weights = {d: (v / total if total > 0 else 1 / len(raw)) for d, v in raw.items()}
     if floor * len(weights) > 1 or ceiling * len(weights) < 1:

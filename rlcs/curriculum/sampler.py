@@ -2,10 +2,11 @@
 
 Each step:
   rollout_count(batch) -> batch x expansion ratio (EMA of the uninformative-group rate)
-  pick(n)              -> per-domain quotas (base mix x informative yield, floor/ceiling),
+  pick(n)              -> per-domain quotas (base mix x informative yield ** power, floor/ceiling),
                           inside a domain Thompson-sample p ~ Beta and rank by the chance
                           a group of G is informative; an `explore` share is drawn uniformly
-  update(outcomes)     -> posteriors, domain pass-rate / yield EMAs, expansion EMA
+  update(outcomes)     -> posteriors, each domain's empirical prior (from first looks),
+                          domain pass-rate / yield EMAs, expansion EMA
   select(outcomes, b)  -> the b most balanced groups go to the optimizer
 """
 
@@ -41,6 +42,8 @@ class RLCSSampler:
         self.step = 0
         self.domain_pass_rate = {d: config.initial_pass_rate for d in self.domains}
         self.domain_yield = {d: 0.5 for d in self.domains}
+        # per domain, decayed sums over first looks at its items of (1, passes, passes**2)
+        self.first_looks = np.zeros((len(self.domains), 3))
         self.zero_variance_ema: float | None = None
         self.rollouts_total = self.informative_total = 0
         self.last_picked: list[int] = []
@@ -50,10 +53,32 @@ class RLCSSampler:
             raise ValueError(f"sampler.domain_mix names domains not in the data: {sorted(missing)}")
 
     # -- posteriors ---------------------------------------------------------
+    def domain_priors(self) -> list[tuple[float, float] | None]:
+        """Each domain's empirical Beta prior, fitted to first looks; None until two first looks back it.
+
+        First looks are an unbiased sample of a domain's items (unseen items share one prior, so which one
+        is picked is random), which makes them the right data for the spread of pass rates in the domain:
+        a domain of all-or-nothing items gets a U-shaped prior and its unseen items stop looking promising.
+        """
+        return [maths.beta_binomial_prior(*self.first_looks[d], self.group_size, 2.0 * self.group_size)
+                for d in range(len(self.domains))]
+
     def _prior(self) -> tuple[np.ndarray, np.ndarray]:
-        domain_rate = np.array([self.domain_pass_rate[d] for d in self.domains])[self.domain_of]
-        mean = np.where(np.isnan(self.offline), domain_rate, self.offline)
-        return maths.prior_params(mean, self.config.prior_strength)
+        """The domain's prior (empirical once fitted), plus ``prior_strength`` pseudo-observations at the
+        offline difficulty where there is one; before its domain is fitted an offline difficulty stands alone."""
+        strength = self.config.prior_strength
+        fitted = self.domain_priors()
+        unfitted_prior = [maths.prior_params(self.domain_pass_rate[d], strength) for d in self.domains]
+        a_by_domain = np.array([(f or u)[0] for f, u in zip(fitted, unfitted_prior)])
+        b_by_domain = np.array([(f or u)[1] for f, u in zip(fitted, unfitted_prior)])
+        a0, b0 = a_by_domain[self.domain_of], b_by_domain[self.domain_of]
+        offline = ~np.isnan(self.offline)
+        if offline.any():
+            domain_fitted = np.array([f is not None for f in fitted])[self.domain_of]
+            offline_a, offline_b = maths.prior_params(np.nan_to_num(self.offline), strength)
+            a0 = np.where(offline, np.where(domain_fitted, a0, 0.0) + offline_a, a0)
+            b0 = np.where(offline, np.where(domain_fitted, b0, 0.0) + offline_b, b0)
+        return a0, b0
 
     def _evidence(self) -> tuple[np.ndarray, np.ndarray]:
         age = np.where(self.last_seen < 0, 0, self.step - self.last_seen)
@@ -79,7 +104,7 @@ class RLCSSampler:
         sampled_p = self.rng.beta(a, b)
         score = maths.informative_probability(sampled_p, self.group_size)
         weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
-                                       self.config.domain_ceiling, self.config.yield_weight)
+                                       self.config.domain_ceiling, self.config.yield_power)
         quotas = maths.allocate(count, weights)
         chosen: list[int] = []
         spare = 0
@@ -106,12 +131,15 @@ class RLCSSampler:
     def update(self, outcomes: Sequence[GroupOutcome]) -> None:
         self.step += 1
         a_passes, a_fails = self._evidence()
+        self.first_looks *= self.config.decay
         by_domain: dict[str, list[GroupOutcome]] = {}
         for outcome in outcomes:
             i = self.index.get(outcome.example_id)
             if i is None:
                 continue
             fails = len(outcome.rewards) - outcome.passes
+            if self.last_seen[i] < 0 and len(outcome.rewards) == self.group_size:
+                self.first_looks[self.domain_of[i]] += (1.0, outcome.passes, outcome.passes**2)
             # fold the faded evidence in at this step, then add the new outcome
             self.passes[i], self.fails[i] = a_passes[i] + outcome.passes, a_fails[i] + fails
             self.last_seen[i] = self.step
@@ -141,7 +169,7 @@ class RLCSSampler:
         tiers = maths.tier_of(means, self.config.easy_above, self.config.hard_below)
         picked_tiers = Counter(tiers[self.last_picked].tolist()) if self.last_picked else Counter()
         weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
-                                       self.config.domain_ceiling, self.config.yield_weight)
+                                       self.config.domain_ceiling, self.config.yield_power)
         metrics = {
             "curriculum/zero_variance_frac": self.last_zero_variance,
             "curriculum/expansion_ratio": maths.expansion_ratio(self.zero_variance_ema or 0.0,
@@ -180,6 +208,7 @@ class RLCSSampler:
             "passes": self.passes.tolist(), "fails": self.fails.tolist(), "last_seen": self.last_seen.tolist(),
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
+            "first_looks": self.first_looks.tolist(),
             "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
             "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
             "ids": [e["id"] for e in self.examples], "rng": self.rng.bit_generator.state,
@@ -193,6 +222,7 @@ class RLCSSampler:
         self.step = state["step"]
         self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
         self.zero_variance_ema = state["zero_variance_ema"]
+        self.first_looks = np.array(state["first_looks"], dtype=float).reshape(len(self.domains), 3)
         self.rollouts_total, self.informative_total = state["rollouts_total"], state["informative_total"]
         self.last_picked, self.last_zero_variance = list(state["last_picked"]), state["last_zero_variance"]
         self.rng.bit_generator.state = state["rng"]
