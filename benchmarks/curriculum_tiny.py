@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
@@ -25,6 +27,13 @@ from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("uniform", "dapo", "rlcs")
+
+
+def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
+    """(groups rolled out, share of them whose completions all passed or all failed) over the whole run."""
+    last = [r for r in read_metrics(out) if "curriculum/rollouts_total" in r][-1]
+    groups = last["curriculum/rollouts_total"] // group_size
+    return groups, 1 - last["curriculum/informative_total"] / groups
 
 
 def run(sampler: str, args, out: Path) -> list[tuple[int, int, float]]:
@@ -49,12 +58,15 @@ def main() -> None:
     args = parser.parse_args()
     out = REPO / args.out
     curves = {name: run(name, args, out / name) for name in SAMPLERS}
+    group_size = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["rollout"]["group_size"]
 
     lines = []
     for name, points in curves.items():
         final = points[-1]
         best = max(acc for _, _, acc in points)
-        lines.append(f"| {name} | {points[0][2]:.1%} | {final[2]:.1%} | {best:.1%} | {final[0]} | {final[1]} |")
+        groups, zero_variance = zero_variance_share(out / name, group_size)
+        lines.append(f"| {name} | {points[0][2]:.1%} | {final[2]:.1%} | {best:.1%} | {final[0]} | {final[1]} | "
+                     f"{groups} | {zero_variance:.0%} |")
     plot = ""
     try:
         import matplotlib
@@ -84,8 +96,8 @@ Command: `python benchmarks/curriculum_tiny.py --model {args.model} --budget {ar
 --eval-every {args.eval_every}` (recipes/tiny/rl.yaml, same SFT model and seed for each sampler,
 stopped at {args.budget} completions). Machine: {machine()}.
 
-| sampler | accuracy at start | at budget | best | steps | completions |
-|---|---|---|---|---|---|
+| sampler | accuracy at start | at budget | best | steps | completions | groups | zero-variance groups |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(lines)}
 
 Accuracy by rollouts spent (rollouts: accuracy):
