@@ -1,6 +1,6 @@
 """Rollouts to a target skill for uniform, dapo and rlcs, on a simulated learner (no model).
 
-    python benchmarks/curriculum_sim.py [--seeds 8]
+    python benchmarks/curriculum_sim.py [--seeds 24]
 
 Items have a difficulty theta; a domain has a skill s and each item a learnt
 bonus b; an item passes a rollout with probability sigmoid(s + b - theta). Each
@@ -74,17 +74,28 @@ class OracleSampler(UniformSampler):
         return sorted(range(len(outcomes)), key=lambda i: abs(outcomes[i].passes - G / 2))[:batch]
 
 
+# ablations: one knob of the rlcs defaults changed at a time -> (config overrides, offline priors)
+ABLATIONS = {
+    "rlcs, plain Thompson draws (thompson_temperature 1)": ({"thompson_temperature": 1.0}, False),
+    "rlcs, no drift correction": ({"drift_correction": False}, False),
+    "rlcs, domain_floor 0.05": ({"domain_floor": 0.05}, False),
+    "rlcs, explore 0.05": ({"explore": 0.05}, False),
+    "rlcs+offline, prior_strength 8 (the grade counted as its 8 rollouts)": ({"prior_strength": 8.0}, True),
+}
+
+
 def make_sampler(name: str, examples, seed: int):
     if name == "uniform":
         return UniformSampler(examples, seed)
     if name == "dapo":
         return DapoSampler(examples, seed, max_refills=3)
-    return RLCSSampler(examples, SamplerConfig(name="rlcs"), G, seed)  # rlcs and rlcs+offline
+    overrides = ABLATIONS[name][0] if name in ABLATIONS else {}
+    return RLCSSampler(examples, SamplerConfig(name="rlcs", **overrides), G, seed)
 
 
 def simulate(name: str, seed: int) -> dict:
     examples, theta, domain_of = population(seed)
-    if name == "rlcs+offline":
+    if name == "rlcs+offline" or ABLATIONS.get(name, ({}, False))[1]:
         examples = offline_grades(examples, theta, seed)
     index = {e["id"]: i for i, e in enumerate(examples)}
     skill = np.zeros(len(DOMAINS))
@@ -134,24 +145,34 @@ def simulate(name: str, seed: int) -> dict:
             "first_look_zero": first_look_zero / groups_rolled}
 
 
+def summarise(runs: list[dict], uniform_mean: float | None) -> tuple[float | None, str]:
+    reached = [r["rollouts"] for r in runs if r["rollouts"] is not None]
+    mean = statistics.mean(reached) if len(reached) == len(runs) else None
+    if mean is None:
+        rollouts = f"not reached in {MAX_STEPS} steps ({len(reached)}/{len(runs)} seeds)"
+    else:
+        spread = statistics.stdev(reached) / len(reached) ** 0.5 if len(reached) > 1 else 0.0
+        rollouts = f"{mean:,.0f} ± {spread:,.0f}"
+    ratio = f"{mean / uniform_mean:.2f}x" if mean and uniform_mean else "—"
+    row = (f"{rollouts} | {ratio} | {statistics.mean(r['steps'] for r in runs):.0f} | "
+           f"{statistics.mean(r['zero_variance'] for r in runs):.1%} | "
+           f"{statistics.mean(r['first_looks'] for r in runs):.1%} | "
+           f"{statistics.mean(r['first_look_zero'] for r in runs):.1%}")
+    return mean, row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=24)
     args = parser.parse_args()
     names = ("uniform", "dapo", "rlcs", "rlcs+offline", "oracle")
-    results = {name: [simulate(name, seed) for seed in range(args.seeds)] for name in names}
-    rows, means = [], {}
-    for name, runs in results.items():
-        reached = [r["rollouts"] for r in runs if r["rollouts"] is not None]
-        means[name] = statistics.mean(reached) if len(reached) == len(runs) else None
-        rollouts = f"{means[name]:,.0f}" if means[name] else f"not reached in {MAX_STEPS} steps"
-        rows.append(f"| {name} | {rollouts} | {statistics.mean(r['steps'] for r in runs):.0f} | "
-                    f"{statistics.mean(r['zero_variance'] for r in runs):.1%} | "
-                    f"{statistics.mean(r['first_looks'] for r in runs):.1%} | "
-                    f"{statistics.mean(r['first_look_zero'] for r in runs):.1%} |")
-        print(name, runs)
-    base = means["uniform"]
-    ratios = ", ".join(f"{n}: {means[n] / base:.2f}x uniform" for n in names[1:] if means[n] and base)
+    results = {name: [simulate(name, seed) for seed in range(args.seeds)] for name in (*names, *ABLATIONS)}
+    uniform_mean, _ = summarise(results["uniform"], None)
+    rows = {name: summarise(runs, uniform_mean)[1] for name, runs in results.items()}
+    for name in results:
+        print(f"{name}: {rows[name]}")
+    header = ("| sampler | rollouts to target | vs uniform | steps | zero-variance groups | first looks "
+              "| zero-variance first looks |\n|---|---|---|---|---|---|---|")
     grading = 8 * sum(count for count, _, _ in DOMAINS.values())
     spec = "; ".join(f"{name}: {count} items, difficulty N({mean}, {spread})"
                      for name, (count, mean, spread) in DOMAINS.items())
@@ -163,18 +184,23 @@ driven as the RL loop drives them). Population: {spec}. A rollout passes with pr
 sigmoid(skill_domain + bonus_item - difficulty); both start at 0 and grow only from the groups the
 optimizer receives, by {DOMAIN_RATE} (domain) and {ITEM_RATE} (item) x 4q(1-q) per group.
 Batch {BATCH} groups of G={G}; target: mean pass
-probability over all items >= {TARGET}. Means over {args.seeds} seeds; zero-variance share is over all
-groups rolled out; "first looks" is the share of groups that were an item's first rollout, and the
-last column the share of all groups that were first looks with zero variance (the cost of finding out).
+probability over all items >= {TARGET}. Means over {args.seeds} seeds (rollouts ± their standard error);
+zero-variance share is over all groups rolled out, including those the expansion rolls out and the
+balanced selection drops; "first looks" is the share of groups that were an item's first rollout, and
+the last column the share of all groups that were first looks with zero variance (the cost of finding out).
 
-| sampler | rollouts to target | steps | zero-variance groups | first looks | zero-variance first looks |
-|---|---|---|---|---|---|
-{chr(10).join(rows)}
+{header}
+{chr(10).join(f"| {name} | {rows[name]} |" for name in names)}
 
-Rollouts relative to uniform: {ratios}. `rlcs+offline` starts from offline difficulty priors (each
-item's pass rate over 8 samples of the starting policy, as `rlcs grade` computes); those {grading:,}
-grading rollouts are not in its count, as the paper grades offline with prior models. `oracle` is
-not a sampler: it reads the simulator's true pass rates, and bounds what any estimate could reach.
+`rlcs+offline` starts from offline difficulty priors (each item's pass rate over 8 samples of the
+starting policy, as `rlcs grade` computes); those {grading:,} grading rollouts are not in its count, as
+the paper grades offline with prior models. `oracle` is not a sampler: it reads the simulator's true
+pass rates, and bounds what any estimate could reach.
+
+Ablations, one setting changed from the rlcs defaults at a time, same seeds:
+
+{header}
+{chr(10).join(f"| {name} | {rows[name]} |" for name in ABLATIONS)}
 """)
 
 

@@ -178,12 +178,15 @@ class SamplerConfig(Section):
                                   "and behind the domain prior before two first looks")
     initial_pass_rate: float = Field(0.5, gt=0, lt=1, description="domain prior before any evidence")
     decay: float = Field(0.99, gt=0, le=1, description="evidence kept per step an item goes unseen")
-    explore: float = Field(0.05, ge=0, le=1, description="share of each domain's picks drawn uniformly")
+    explore: float = Field(0.02, ge=0, le=1, description="share of the picks drawn uniformly from all examples")
+    thompson_temperature: float = Field(0.25, gt=0, le=1, description="Thompson draws from Beta(a/T, b/T): "
+                                        "1 is plain Thompson sampling, smaller trusts the posterior mean more")
+    drift_correction: bool = Field(True, description="shift seen items' pass rates by a per-domain logit "
+                                   "offset fitted to how repeat looks beat their predictions")
     easy_above: float = Field(0.8, gt=0, le=1)
     hard_below: float = Field(0.2, ge=0, lt=1)
     domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
-    yield_power: float = Field(2.0, ge=0, description="domain weight ∝ base mix x yield ** yield_power")
-    domain_floor: float = Field(0.05, ge=0, le=1)
+    domain_floor: float = Field(0.0, ge=0, le=1, description="least share of the ranked picks per domain")
     domain_ceiling: float = Field(1.0, gt=0, le=1)
     ema_momentum: float = Field(0.7, ge=0, lt=1)
     max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")

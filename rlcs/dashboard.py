@@ -15,6 +15,8 @@ DASHBOARD: dict[str, list[tuple[str, str, str]]] = {
     "Curriculum": [
         ("Per-domain pass rate", r"curriculum/domain/.*/pass_rate", "line"),
         ("Per-domain sampling weight", r"curriculum/domain/.*/weight", "line"),
+        ("Per-domain informative yield", r"curriculum/domain/.*/yield", "line"),
+        ("Per-domain drift (logit offset of seen items)", r"curriculum/domain/.*/drift", "line"),
         ("Tier shares of the dataset", r"curriculum/tier/(easy|medium|hard)", "stacked-area"),
         ("Tier shares of the picks", r"curriculum/sampled/(easy|medium|hard)", "stacked-area"),
         ("Expansion ratio", r"curriculum/expansion_ratio", "line"),

@@ -104,12 +104,53 @@ def test_batches_concentrate_on_mid_range_items_and_every_item_keeps_a_chance():
     assert all(counts[i] > 0 for i in range(len(true_rate)))  # exploration: no item is never seen
 
 
-def test_yield_power_sharpens_the_domain_mix_by_hand():
-    yields = {"a": 0.8, "b": 0.4}
-    linear = maths.domain_weights({"a": 1.0, "b": 1.0}, yields, floor=0.0, ceiling=1.0, yield_power=1.0)
-    squared = maths.domain_weights({"a": 1.0, "b": 1.0}, yields, floor=0.0, ceiling=1.0, yield_power=2.0)
-    assert linear == pytest.approx({"a": 2 / 3, "b": 1 / 3})  # 0.8 : 0.4
-    assert squared == pytest.approx({"a": 0.8, "b": 0.2})  # 0.64 : 0.16
+def test_domain_weights_follow_the_candidate_share_tilted_by_the_base_mix_by_hand():
+    share = {"a": 0.75, "b": 0.25}
+    even = maths.domain_weights({"a": 1.0, "b": 1.0}, share, floor=0.0, ceiling=1.0)
+    tilted = maths.domain_weights({"a": 1.0, "b": 3.0}, share, floor=0.0, ceiling=1.0)
+    assert even == pytest.approx({"a": 0.75, "b": 0.25})  # an even mix keeps the single ranking's shares
+    assert tilted == pytest.approx({"a": 0.5, "b": 0.5})  # 0.75 x 1 : 0.25 x 3
+
+
+def test_drift_step_and_mean_shift_by_hand():
+    # two groups of 8 predicted at 0.5 that passed 6 and 7 times: score 13 - 8 = 5, information 4, ridge 1
+    assert maths.drift_step([6, 7], [8, 8], [0.5, 0.5], ridge=1.0) == pytest.approx(5 / 5)
+    assert maths.drift_step([], [], [], ridge=2.0) == 0.0  # no repeat looks: no move
+    assert maths.drift_step([2, 6], [8, 8], [0.5, 0.5], ridge=2.0) == 0.0  # predictions right on average
+    # Beta(2, 2) moved by log(3) on the logit scale: mean 0.5 -> 0.75, concentration 4 kept
+    a, b = maths.shift_mean(np.array([2.0]), np.array([2.0]), np.log(3.0))
+    assert (a[0], b[0]) == (pytest.approx(3.0), pytest.approx(1.0))
+    assert maths.tempered(np.array([1.0]), np.array([3.0]), 0.25) == (pytest.approx([4.0]), pytest.approx([12.0]))
+
+
+def test_drift_offset_follows_a_policy_that_outruns_its_evidence():
+    examples = _examples(40, "d") + _examples(40, "e")
+    sampler = RLCSSampler(examples, SamplerConfig(decay=1.0), group_size=8, seed=0)
+    sampler.update([_outcome(f"d{i}", 4) for i in range(20)] + [_outcome(f"e{i}", 4, domain="e") for i in range(20)])
+    for _ in range(6):  # the policy has learnt the d items: 7 of 8 at every look; e items stay at 4 of 8
+        sampler.update([_outcome(f"d{i}", 7) for i in range(20)] + [_outcome(f"e{i}", 4, domain="e")
+                                                                    for i in range(20)])
+    drift = dict(zip(sampler.domains, sampler.drift))
+    assert drift["d"] > 0.5 and abs(drift["e"]) < 0.05
+    uncorrected = RLCSSampler(examples, SamplerConfig(decay=1.0, drift_correction=False), 8, seed=0)
+    uncorrected.load_state_dict(sampler.state_dict())
+    seen, unseen = sampler.index["d0"], sampler.index["d30"]
+    # the evidence (prior Beta(8, 8) + 46 passes, 10 fails: 0.75) lags; the corrected mean is near 7/8
+    assert uncorrected.pass_rate_means()[seen] == pytest.approx(54 / 72)
+    assert sampler.pass_rate_means()[seen] > 0.84
+    assert sampler.pass_rate_means()[unseen] == pytest.approx(uncorrected.pass_rate_means()[unseen])
+
+
+def test_exploration_reaches_a_domain_the_ranking_never_picks():
+    examples = _examples(30, "easy") + _examples(30, "mid")
+    sampler = RLCSSampler(examples, SamplerConfig(explore=0.1, domain_floor=0.0), 8, seed=0)
+    seen = Counter()
+    for _ in range(60):
+        picked = sampler.pick(10)
+        seen.update(e["domain"] for e in picked)
+        sampler.update([_outcome(e["id"], 8 if e["domain"] == "easy" else 4, domain=e["domain"]) for e in picked])
+    assert sampler.last_weights["easy"] < 0.1  # the ranking has given up on the easy domain
+    assert 0 < seen["easy"] < seen["mid"] / 5  # but uniform exploration still visits it
 
 
 def test_beta_binomial_prior_by_hand():
@@ -144,18 +185,19 @@ def test_first_looks_fit_the_domain_prior_of_unseen_items():
 
 def test_domain_quotas_respect_floor_and_ceiling():
     weights = maths.domain_weights({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 0.0, "c": 0.0}, floor=0.1,
-                                   ceiling=0.6, yield_power=1.0)
+                                   ceiling=0.6)
     assert weights == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
-    weights = maths.domain_weights({"a": 8.0, "b": 1.0, "c": 1.0}, {}, floor=0.15, ceiling=1.0, yield_power=0.0)
+    even_share = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+    weights = maths.domain_weights({"a": 8.0, "b": 1.0, "c": 1.0}, even_share, floor=0.15, ceiling=1.0)
     assert weights == pytest.approx({"a": 0.7, "b": 0.15, "c": 0.15})
     assert maths.allocate(10, {"a": 0.55, "b": 0.25, "c": 0.2}) == {"a": 6, "b": 2, "c": 2}
     with pytest.raises(ValueError, match="cannot hold"):
-        maths.domain_weights({"a": 1, "b": 1}, {}, floor=0.6, ceiling=1.0, yield_power=0)
+        maths.domain_weights({"a": 1, "b": 1}, {}, floor=0.6, ceiling=1.0)
 
 
 def test_every_domain_gets_picks_even_when_it_yields_nothing():
     examples = _examples(20, "easy") + _examples(20, "mid")
-    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, yield_power=1.0), 8, seed=0)
+    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, explore=0.0), 8, seed=0)
     for _ in range(20):
         picked = sampler.pick(10)
         sampler.update([_outcome(e["id"], 8 if e["domain"] == "easy" else 4, domain=e["domain"]) for e in picked])

@@ -8,6 +8,11 @@ difficulty when the example has one. Observed passes and fails are added as
 evidence; evidence fades with age by ``decay ** steps_since_seen``, so an item
 not seen for long drifts back to its prior and gets re-explored.
 
+The policy improves on what it trains on, so an item's evidence goes stale in
+one direction: its pass rate rises after the look that recorded it. A
+per-domain offset on the logit scale, fitted online to how repeat looks beat
+their predictions, moves the means of seen items to where they are now.
+
 A group of G rollouts gives gradient only when it mixes passes and fails; for
 pass rate p that happens with probability ``1 - p**G - (1 - p)**G``.
 """
@@ -49,8 +54,31 @@ def decayed(evidence: np.ndarray, age: np.ndarray, decay: float) -> np.ndarray:
     return evidence * np.power(decay, np.maximum(age, 0))
 
 
-def posterior_mean(a0, b0, passes, fails):
-    return (a0 + passes) / (a0 + b0 + passes + fails)
+def shift_mean(a: np.ndarray, b: np.ndarray, logit_offset: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(a, b) with its mean moved by ``logit_offset`` on the logit scale; the concentration a + b is kept."""
+    strength = a + b
+    mean = np.clip(a / strength, 1e-4, 1 - 1e-4)
+    moved = np.clip(1 / (1 + np.exp(-(np.log(mean / (1 - mean)) + logit_offset))), 1e-4, 1 - 1e-4)
+    return moved * strength, (1 - moved) * strength
+
+
+def drift_step(passes: np.ndarray, rollouts: np.ndarray, predicted: np.ndarray, ridge: float) -> float:
+    """One Newton step for a logit offset shared by a set of groups, from their outcomes and predictions.
+
+    Maximises the binomial likelihood of ``passes`` out of ``rollouts`` at ``sigmoid(logit(predicted) + x)``
+    around x = 0: the score is the sum of ``passes - rollouts * predicted`` and the information the sum of
+    ``rollouts * predicted * (1 - predicted)``. ``ridge`` is a Gaussian prior's precision on the step, so a
+    handful of groups cannot swing the offset (with no groups the step is 0).
+    """
+    passes, rollouts, predicted = (np.asarray(x, dtype=float) for x in (passes, rollouts, predicted))
+    score = float(np.sum(passes - rollouts * predicted))
+    information = float(np.sum(rollouts * predicted * (1 - predicted)))
+    return score / (information + ridge)
+
+
+def tempered(a: np.ndarray, b: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(a / T, b / T): the same mean, concentration divided by T (T = 1: plain Thompson sampling)."""
+    return a / temperature, b / temperature
 
 
 def informative_probability(p, group_size: int):
@@ -80,15 +108,15 @@ def balance_order(passes: list[int], group_size: int) -> list[int]:
     return sorted(range(len(passes)), key=lambda i: (abs(passes[i] - group_size / 2), i))
 
 
-def domain_weights(base: dict[str, float], yields: dict[str, float], floor: float, ceiling: float,
-                   yield_power: float) -> dict[str, float]:
-    """Base mix scaled by each domain's informative yield, then bounded to [floor, ceiling] and renormalised.
+def domain_weights(base: dict[str, float], candidate_share: dict[str, float], floor: float,
+                   ceiling: float) -> dict[str, float]:
+    """Base mix scaled by each domain's share of the most promising candidates, bounded to [floor, ceiling].
 
-    ``weight_d ∝ base_d * yield_d ** yield_power``: power 0 keeps the base mix, 1 is proportional to yield,
-    2 moves picks faster toward the domains that teach. Bounds are enforced by water-filling, so the result
-    sums to 1.
+    ``weight_d ∝ base_d * candidate_share_d``: with an even base mix this is the domains' share of a single
+    ranking of all examples; the base mix tilts it toward the domains a recipe favours. Bounds are enforced
+    by water-filling, so the result sums to 1.
     """
-    raw = {d: base[d] * yields.get(d, 0.5) ** yield_power for d in base}
+    raw = {d: base[d] * candidate_share.get(d, 0.0) for d in base}
     total = sum(raw.values())
     weights = {d: (v / total if total > 0 else 1 / len(raw)) for d, v in raw.items()}
     if floor * len(weights) > 1 or ceiling * len(weights) < 1:

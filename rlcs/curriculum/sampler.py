@@ -2,11 +2,12 @@
 
 Each step:
   rollout_count(batch) -> batch x expansion ratio (EMA of the uninformative-group rate)
-  pick(n)              -> per-domain quotas (base mix x informative yield ** power, floor/ceiling),
-                          inside a domain Thompson-sample p ~ Beta and rank by the chance
-                          a group of G is informative; an `explore` share is drawn uniformly
-  update(outcomes)     -> posteriors, each domain's empirical prior (from first looks),
-                          domain pass-rate / yield EMAs, expansion EMA
+  pick(n)              -> Thompson-sample p ~ Beta (tempered) for every example and rank by the
+                          chance a group of G is informative; domain quotas are the base mix x
+                          each domain's share of the top of that ranking (floor/ceiling); an
+                          `explore` share is drawn uniformly from all examples
+  update(outcomes)     -> drift offsets (how repeat looks beat their predictions), posteriors,
+                          each domain's empirical prior (from first looks), domain EMAs, expansion EMA
   select(outcomes, b)  -> the b most balanced groups go to the optimizer
 """
 
@@ -44,6 +45,9 @@ class RLCSSampler:
         self.domain_yield = {d: 0.5 for d in self.domains}
         # per domain, decayed sums over first looks at its items of (1, passes, passes**2)
         self.first_looks = np.zeros((len(self.domains), 3))
+        # per domain, logit offset between seen items' evidence and their pass rate now
+        self.drift = np.zeros(len(self.domains))
+        self.last_weights = {d: 1 / len(self.domains) for d in self.domains}
         self.zero_variance_ema: float | None = None
         self.rollouts_total = self.informative_total = 0
         self.last_picked: list[int] = []
@@ -86,9 +90,17 @@ class RLCSSampler:
                 maths.decayed(self.fails, age, self.config.decay))
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Beta(a, b) of every example's pass rate now: prior plus faded evidence, and for examples with
+        evidence the domain's drift offset, because the policy has moved on since that evidence."""
         a0, b0 = self._prior()
         passes, fails = self._evidence()
-        return a0 + passes, b0 + fails
+        a, b = a0 + passes, b0 + fails
+        if not self.config.drift_correction:
+            return a, b
+        offset = self.drift[self.domain_of]
+        shifted_a, shifted_b = maths.shift_mean(a, b, offset)
+        moved = (self.last_seen >= 0) & (offset != 0)
+        return np.where(moved, shifted_a, a), np.where(moved, shifted_b, b)
 
     def pass_rate_means(self) -> np.ndarray:
         a, b = self.posterior()
@@ -100,35 +112,33 @@ class RLCSSampler:
         return min(len(self.examples), math.ceil(batch * ratio))
 
     def pick(self, count: int) -> list[dict]:
+        count = min(count, len(self.examples))
         a, b = self.posterior()
-        sampled_p = self.rng.beta(a, b)
-        score = maths.informative_probability(sampled_p, self.group_size)
-        weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
-                                       self.config.domain_ceiling, self.config.yield_power)
-        quotas = maths.allocate(count, weights)
+        draws = self.rng.beta(*maths.tempered(a, b, self.config.thompson_temperature))
+        ranked = np.argsort(-maths.informative_probability(draws, self.group_size), kind="stable")
+        explore = int(self.rng.binomial(count, self.config.explore))
+        ranked_count = count - explore
+        # a domain's quota follows how much of the top of the single ranking it holds, tilted by the base mix
+        top_domains = np.bincount(self.domain_of[ranked[:ranked_count]], minlength=len(self.domains))
+        share = {d: top_domains[k] / max(ranked_count, 1) for k, d in enumerate(self.domains)}
+        self.last_weights = maths.domain_weights(self._base_mix(), share, self.config.domain_floor,
+                                                 self.config.domain_ceiling)
+        quotas = maths.allocate(ranked_count, self.last_weights)
         chosen: list[int] = []
-        spare = 0
-        for d_index, domain in enumerate(self.domains):
-            members = np.flatnonzero(self.domain_of == d_index)
-            chosen += self._pick_within(members, quotas[domain], score)
-            spare += max(0, quotas[domain] - len(members))
-        if spare:  # a domain smaller than its quota: fill from the best-scoring rest
-            rest = np.setdiff1d(np.arange(len(self.examples)), chosen)
-            chosen += list(rest[np.argsort(-score[rest], kind="stable")][:spare])
-        self.last_picked = chosen
-        return [self.examples[i] for i in chosen]
-
-    def _pick_within(self, members: np.ndarray, quota: int, score: np.ndarray) -> list[int]:
-        quota = min(quota, len(members))
-        explore = self.rng.binomial(quota, self.config.explore) if quota else 0
-        ranked = members[np.argsort(-score[members], kind="stable")]
-        taken = list(ranked[: quota - explore])
-        if explore:
-            pool = np.setdiff1d(members, taken)
-            taken += list(self.rng.choice(pool, size=explore, replace=False))
-        return [int(i) for i in taken]
+        for k, domain in enumerate(self.domains):
+            chosen += ranked[self.domain_of[ranked] == k][: quotas[domain]].tolist()
+        if len(chosen) < ranked_count:  # a domain smaller than its quota: the best-ranked rest fill in
+            rest = ranked[~np.isin(ranked, chosen)]
+            chosen += rest[: ranked_count - len(chosen)].tolist()
+        if explore:  # uniform picks keep every example, in every domain, within reach
+            pool = np.setdiff1d(np.arange(len(self.examples)), chosen)
+            chosen += self.rng.choice(pool, size=min(explore, len(pool)), replace=False).tolist()
+        self.last_picked = [int(i) for i in chosen]
+        return [self.examples[i] for i in self.last_picked]
 
     def update(self, outcomes: Sequence[GroupOutcome]) -> None:
+        if self.config.drift_correction:
+            self._update_drift(outcomes)
         self.step += 1
         a_passes, a_fails = self._evidence()
         self.first_looks *= self.config.decay
@@ -157,6 +167,22 @@ class RLCSSampler:
         self.rollouts_total += sum(len(o.rewards) for o in outcomes)
         self.informative_total += sum(o.informative for o in outcomes)
 
+    def _update_drift(self, outcomes: Sequence[GroupOutcome]) -> None:
+        """Move each domain's offset by one Newton step toward explaining its repeat looks of this step.
+
+        Predictions are the current (already shifted) posterior means, so the offset converges to where
+        repeat looks stop beating their predictions; first looks test the domain prior, not the drift.
+        """
+        a, b = self.posterior()
+        predicted = a / (a + b)
+        repeats = [(self.index[o.example_id], o) for o in outcomes
+                   if o.example_id in self.index and self.last_seen[self.index[o.example_id]] >= 0]
+        for k in range(len(self.domains)):
+            looks = [(i, o) for i, o in repeats if self.domain_of[i] == k]
+            if looks:
+                self.drift[k] += maths.drift_step([o.passes for _, o in looks], [len(o.rewards) for _, o in looks],
+                                                  predicted[[i for i, _ in looks]], ridge=self.group_size / 4)
+
     def refill(self, outcomes: Sequence[GroupOutcome], batch: int) -> int:
         return 0  # RLCS over-samples up front instead of regenerating
 
@@ -168,8 +194,6 @@ class RLCSSampler:
         means = self.pass_rate_means()
         tiers = maths.tier_of(means, self.config.easy_above, self.config.hard_below)
         picked_tiers = Counter(tiers[self.last_picked].tolist()) if self.last_picked else Counter()
-        weights = maths.domain_weights(self._base_mix(), self.domain_yield, self.config.domain_floor,
-                                       self.config.domain_ceiling, self.config.yield_power)
         metrics = {
             "curriculum/zero_variance_frac": self.last_zero_variance,
             "curriculum/expansion_ratio": maths.expansion_ratio(self.zero_variance_ema or 0.0,
@@ -180,9 +204,11 @@ class RLCSSampler:
         for t, name in enumerate(TIERS):
             metrics[f"curriculum/tier/{name}"] = float((tiers == t).mean())
             metrics[f"curriculum/sampled/{name}"] = picked_tiers[t] / max(len(self.last_picked), 1)
-        for domain in self.domains:
+        for k, domain in enumerate(self.domains):
             metrics[f"curriculum/domain/{domain}/pass_rate"] = self.domain_pass_rate[domain]
-            metrics[f"curriculum/domain/{domain}/weight"] = weights[domain]
+            metrics[f"curriculum/domain/{domain}/weight"] = self.last_weights[domain]
+            metrics[f"curriculum/domain/{domain}/yield"] = self.domain_yield[domain]
+            metrics[f"curriculum/domain/{domain}/drift"] = float(self.drift[k])
         metrics["curriculum/pass_rate_histogram"] = np.histogram(means, bins=10, range=(0, 1))[0].tolist()
         return metrics
 
@@ -208,7 +234,8 @@ class RLCSSampler:
             "passes": self.passes.tolist(), "fails": self.fails.tolist(), "last_seen": self.last_seen.tolist(),
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
-            "first_looks": self.first_looks.tolist(),
+            "first_looks": self.first_looks.tolist(), "drift": self.drift.tolist(),
+            "last_weights": dict(self.last_weights),
             "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
             "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
             "ids": [e["id"] for e in self.examples], "rng": self.rng.bit_generator.state,
@@ -223,6 +250,8 @@ class RLCSSampler:
         self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
         self.zero_variance_ema = state["zero_variance_ema"]
         self.first_looks = np.array(state["first_looks"], dtype=float).reshape(len(self.domains), 3)
+        self.drift = np.array(state["drift"], dtype=float)
+        self.last_weights = dict(state["last_weights"])
         self.rollouts_total, self.informative_total = state["rollouts_total"], state["informative_total"]
         self.last_picked, self.last_zero_variance = list(state["last_picked"]), state["last_zero_variance"]
         self.rng.bit_generator.state = state["rng"]
