@@ -173,15 +173,19 @@ class RLCSSampler:
         Predictions are the current (already shifted) posterior means, so the offset converges to where
         repeat looks stop beating their predictions; first looks test the domain prior, not the drift.
         """
-        a, b = self.posterior()
-        predicted = a / (a + b)
         repeats = [(self.index[o.example_id], o) for o in outcomes
                    if o.example_id in self.index and self.last_seen[self.index[o.example_id]] >= 0]
-        for k in range(len(self.domains)):
-            looks = [(i, o) for i, o in repeats if self.domain_of[i] == k]
-            if looks:
-                self.drift[k] += maths.drift_step([o.passes for _, o in looks], [len(o.rewards) for _, o in looks],
-                                                  predicted[[i for i, _ in looks]], ridge=self.group_size / 4)
+        if not repeats:
+            return
+        a, b = self.posterior()
+        items = np.array([i for i, _ in repeats])
+        passes = np.array([o.passes for _, o in repeats])
+        rollouts = np.array([len(o.rewards) for _, o in repeats])
+        predicted = a[items] / (a[items] + b[items])
+        for k in np.unique(self.domain_of[items]):
+            in_domain = self.domain_of[items] == k
+            self.drift[k] += maths.drift_step(passes[in_domain], rollouts[in_domain], predicted[in_domain],
+                                              ridge=self.group_size / 4)
 
     def refill(self, outcomes: Sequence[GroupOutcome], batch: int) -> int:
         return 0  # RLCS over-samples up front instead of regenerating
