@@ -1,19 +1,27 @@
-"""Held-out accuracy against rollouts spent, for uniform, dapo and rlcs, on the tiny model (CPU).
+"""Held-out accuracy against rollouts spent, for uniform, dapo and rlcs, on the tiny model (CPU), over seeds.
 
-    pip install -e ".[bench]"   # matplotlib for the plot
-    python benchmarks/curriculum_tiny.py [--model outputs/tiny/sft/model] [--budget 2560] [--eval-every 8]
+    pip install -e ".[bench]"
+    python benchmarks/curriculum_tiny.py [--model outputs/tiny/sft/model] [--budget 2560] [--eval-every 10]
+                                         [--seeds 3] [--eval-examples 200]
 
-Each sampler starts from the same SFT model with the same seed and recipe
+Each sampler starts from the same SFT model with the same recipe
 (recipes/tiny/rl.yaml) and stops once it has generated --budget completions;
-greedy held-out accuracy (the recipe's eval subset) is measured every
---eval-every steps. Rollouts per step differ by design: rlcs expands, dapo
-regenerates.
+held-out accuracy (greedy, scored by the domain verifiers; the recipe's eval
+subset) is measured every --eval-every steps. Seeds change the sampler's
+draws and the rollouts. Rollouts per step differ by design: rlcs expands,
+dapo regenerates.
+
+"Rollouts to uniform's final": the first evaluation at which a run's accuracy
+reaches the mean final accuracy of the uniform runs (linear interpolation
+between evaluations), as a share of the budget; a run that never reaches it
+counts as not reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,37 +44,66 @@ def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
     return groups, 1 - last["curriculum/informative_total"] / groups
 
 
-def run(sampler: str, args, out: Path) -> list[tuple[int, int, float]]:
+def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]]:
     """(step, rollouts spent, held-out accuracy) at every evaluation."""
-    subprocess.run([
-        sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}",
-        f"model.path={args.model}", f"sampler.name={sampler}", f"train.max_rollouts={args.budget}",
-        "train.steps=1000", f"train.eval_every={args.eval_every}", "logging.wandb=false",
-    ], cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
+    if not (out / "model" / "config.json").exists():  # finished runs are reused
+        subprocess.run([
+            sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}",
+            f"model.path={args.model}", f"sampler.name={sampler}", f"seed={seed}", f"train.max_rollouts={args.budget}",
+            "train.steps=100000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
+            f"train.eval_max_examples={args.eval_examples}",
+            "logging.wandb=false",
+        ], cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
     rows = read_metrics(out)
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
 
 
+def first_reaching(points: list[tuple[int, int, float]], target: float) -> float | None:
+    """Rollouts at which the curve first reaches ``target``, interpolated between evaluations."""
+    for (_, r0, a0), (_, r1, a1) in zip(points, points[1:]):
+        if a1 >= target:
+            return r1 if a1 == a0 or a0 >= target else r0 + (r1 - r0) * (target - a0) / (a1 - a0)
+    return None
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    return f"{mean:.1%} ± {statistics.stdev(values):.1%}" if len(values) > 1 else f"{mean:.1%}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="outputs/tiny/sft/model")
     parser.add_argument("--budget", type=int, default=2560, help="completions per run")
-    parser.add_argument("--eval-every", type=int, default=8)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--eval-examples", type=int, default=200, help="held-out items per evaluation")
     parser.add_argument("--out", default="outputs/bench-curriculum-tiny")
     args = parser.parse_args()
     out = REPO / args.out
-    curves = {name: run(name, args, out / name) for name in SAMPLERS}
+    seeds = list(range(args.seeds))
+    curves = {(name, seed): run(name, seed, args, out / f"{name}-seed{seed}") for name in SAMPLERS for seed in seeds}
     group_size = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["rollout"]["group_size"]
 
-    lines = []
-    for name, points in curves.items():
-        final = points[-1]
-        best = max(acc for _, _, acc in points)
-        groups, zero_variance = zero_variance_share(out / name, group_size)
-        lines.append(f"| {name} | {points[0][2]:.1%} | {final[2]:.1%} | {best:.1%} | {final[0]} | {final[1]} | "
-                     f"{groups} | {zero_variance:.0%} |")
+    uniform_final = statistics.mean(curves[("uniform", s)][-1][2] for s in seeds)
+    lines, mean_curves = [], {}
+    for name in SAMPLERS:
+        runs = [curves[(name, s)] for s in seeds]
+        start = [c[0][2] for c in runs]
+        final = [c[-1][2] for c in runs]
+        reached = [first_reaching(c, uniform_final) for c in runs]
+        shares = [r / args.budget for r in reached if r is not None]
+        reach_text = (f"{statistics.mean(shares):.2f}× ({len(shares)}/{len(runs)} runs)" if shares
+                      else f"not reached (0/{len(runs)})")
+        zero = [zero_variance_share(out / f"{name}-seed{s}", group_size)[1] for s in seeds]
+        lines.append(f"| {name} | {spread(start)} | {spread(final)} | {spread([f - s for f, s in zip(final, start)])} "
+                     f"| {reach_text} | {statistics.mean(zero):.0%} |")
+        length = min(len(c) for c in runs)
+        mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
+                              min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
+
     plot = ""
     try:
         import matplotlib
@@ -75,36 +112,41 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         figure, axis = plt.subplots(figsize=(6, 4))
-        for name, points in curves.items():
-            axis.plot([p[1] for p in points], [p[2] for p in points], marker="o", label=name)
+        for name, points in mean_curves.items():
+            xs = [p[0] for p in points]
+            axis.plot(xs, [p[1] for p in points], marker="o", label=f"{name} (mean of {len(seeds)})")
+            axis.fill_between(xs, [p[2] for p in points], [p[3] for p in points], alpha=0.15)
+        axis.axhline(uniform_final, color="grey", linestyle=":", linewidth=1)
         axis.set_xlabel("rollouts (completions) spent")
-        axis.set_ylabel("held-out accuracy (greedy)")
+        axis.set_ylabel("held-out accuracy (greedy, verifier)")
         axis.legend()
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        image = REPO / "docs" / "curriculum_tiny.png"
-        figure.savefig(image, dpi=110)
-        plot = "\n![accuracy against rollouts](curriculum_tiny.png)\n"
+        figure.savefig(REPO / "docs" / "curriculum_tiny.png", dpi=110)
+        plot = "\n![accuracy against rollouts, mean and min-max over seeds](curriculum_tiny.png)\n"
     except ImportError:
-        plot = "\n(matplotlib not installed: no plot; `pip install -e \".[bench]\"`)\n"
-    points_table = "\n".join(f"| {name} | " + ", ".join(f"{r}: {a:.1%}" for _, r, a in pts) + " |"
-                             for name, pts in curves.items())
+        plot = "\n(matplotlib not installed: no plot)\n"
+    curve_rows = "\n".join(f"| {name} | " + ", ".join(f"{r:.0f}: {a:.1%}" for r, a, _, _ in points) + " |"
+                           for name, points in mean_curves.items())
     write_section("curriculum_tiny", f"""
 ## Curriculum sampling on the tiny model: held-out accuracy against rollouts
 
 Command: `python benchmarks/curriculum_tiny.py --model {args.model} --budget {args.budget}
---eval-every {args.eval_every}` (recipes/tiny/rl.yaml, same SFT model and seed for each sampler,
-stopped at {args.budget} completions). Machine: {machine()}.
+--eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples}`
+(recipes/tiny/rl.yaml, the same SFT model for each
+sampler, seeds {seeds}, each run stopped at {args.budget} completions). Held-out accuracy: greedy, scored
+by the domain verifiers, on the recipe's eval subset. Mean ± standard deviation over seeds.
+Machine: {machine()}.
 
-| sampler | accuracy at start | at budget | best | steps | completions | groups | zero-variance groups |
-|---|---|---|---|---|---|---|---|
+| sampler | start | at budget | gain | rollouts to uniform's final ({uniform_final:.1%}) | zero-variance |
+|---|---|---|---|---|---|
 {chr(10).join(lines)}
 
-Accuracy by rollouts spent (rollouts: accuracy):
+Mean accuracy by mean rollouts spent (rollouts: accuracy):
 
 | sampler | curve |
 |---|---|
-{points_table}
+{curve_rows}
 {plot}""")
 
 

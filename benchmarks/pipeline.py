@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
-from rlcs.config import ModelConfig  # noqa: E402
+from rewards.router import RewardRouter  # noqa: E402
+from rlcs.config import ModelConfig, RLRecipe, load_recipe  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
@@ -39,8 +40,11 @@ def main() -> None:
 
     config = ModelConfig(path=str(out / "sft" / "model"))
     examples = load_examples(str(REPO / "data/tiny/eval.jsonl"))
+    recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe, [f"model.path={config.path}"])
+    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
     started = time.time()
-    metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples)
+    metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
+                          show_progress=False, scorer=router.score)
     eval_seconds = time.time() - started
 
     rl_section = _rl_before_after(out / "rl") if (out / "rl" / "metrics.jsonl").exists() else ""
@@ -57,34 +61,46 @@ Command: `python benchmarks/pipeline.py` (runs `./launch.sh --out {args.out}` wi
 {rows}
 {total_line}
 
-## Held-out exact-answer accuracy after SFT (tiny model, greedy)
+## Held-out accuracy after SFT (tiny model, greedy)
 
-{len(examples)} held-out examples of `data/tiny/eval.jsonl` (ids excluded from every training split),
-boxed answer compared exactly after whitespace normalisation; evaluation took {eval_seconds:.0f} s.
+All {len(examples)} held-out examples of `data/tiny/eval.jsonl` (ids excluded from every training split),
+greedy, evaluation took {eval_seconds:.0f} s. Scored by the domain verifiers of `recipes/tiny/rl.yaml` (the
+RL reward; transcription's is partial credit by edit distance):
 
 {format_table(metrics)}
+
+Exact boxed answer after whitespace normalisation:
+
+{format_table(metrics, "exact")}
 {rl_section}
 """)
 
 
 def _rl_before_after(rl_dir: Path) -> str:
-    """Held-out greedy accuracy logged by the RL stage before its first step and after its last."""
+    """Held-out scores logged by the RL stage before its first step and after its last."""
     rows = [r for r in read_metrics(rl_dir) if "eval/accuracy" in r]
     before, after = rows[0], rows[-1]
-    domains = sorted({k.split("/")[1] for k in before if k.count("/") == 2 and k != "eval/accuracy"})
-    lines = [f"| {d} | {before[f'eval/{d}/accuracy']:.0%} | {after[f'eval/{d}/accuracy']:.0%} |" for d in domains]
-    lines.append(f"| **all** | {before['eval/accuracy']:.0%} | {after['eval/accuracy']:.0%} |")
+    domains = sorted({k.split("/")[1] for k in before if k.count("/") == 2 and k.startswith("eval/")})
+    names = [n for n in ("accuracy", "exact", "pass@1") if f"eval/{n}" in before]
+
+    def cells(prefix: str) -> str:
+        return " | ".join(f"{before[f'{prefix}{n}']:.0%} → {after[f'{prefix}{n}']:.0%}" for n in names)
+
+    lines = [f"| {d} | {cells(f'eval/{d}/')} |" for d in domains]
+    lines.append(f"| **all** | {cells('eval/')} |")
     rewards = [r["reward/mean"] for r in read_metrics(rl_dir) if "reward/mean" in r]
     k = max(1, len(rewards) // 5)
+    titles = {"accuracy": "greedy, verifier", "exact": "greedy, exact", "pass@1": "pass@1 sampled, verifier"}
     return f"""
-## Held-out accuracy before and after RL (tiny recipe)
+## Held-out scores before and after RL (tiny recipe)
 
-The RL stage's own evaluation (`eval_max_examples` held-out items drawn with the recipe's seed, greedy) at
-step 0 and after step {after['step']}. Mean training reward: first {k} steps {sum(rewards[:k]) / k:.3f},
-last {k} steps {sum(rewards[-k:]) / k:.3f}.
+The RL stage's own evaluation (`eval_max_examples` held-out items drawn with the recipe's seed) at step 0
+and after step {after['step']}: greedy scored by the verifiers, greedy exact match, and pass@1 of
+`eval_samples` completions at the rollout temperature. Mean training reward: first {k} steps
+{sum(rewards[:k]) / k:.3f}, last {k} steps {sum(rewards[-k:]) / k:.3f}.
 
-| domain | before RL | after RL |
-|---|---|---|
+| domain | {" | ".join(titles[n] for n in names)} |
+|---|{"---|" * len(names)}
 """ + "\n".join(lines)
 
 

@@ -214,6 +214,8 @@ class RLTrainConfig(Section):
     eval_every: int = Field(0, ge=0, description="0: only before and after training")
     eval_max_examples: int | None = Field(200, ge=1)
     eval_max_new_tokens: int = Field(256, ge=1)
+    eval_samples: int = Field(4, ge=0, description="completions per held-out item sampled at the rollout "
+                              "temperature for eval pass@1; 0: greedy only")
     completions_every: int = Field(10, ge=1)
     completions_logged: int = Field(4, ge=1)
     save_every: int = Field(0, ge=0)
@@ -250,6 +252,7 @@ class SuiteRecipe(Section):
     rl_per_level: int = Field(200, ge=0)
     sft_per_level: int = Field(400, ge=0)
     pretrain_per_level: int = Field(1000, ge=0)
+    pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
 
 
 class TokenizerSpec(Section):

@@ -31,6 +31,7 @@ DASHBOARD: dict[str, list[tuple[str, str, str]]] = {
         ("Completion length", r"rollout/length_(mean|max)", "line"),
         ("Truncated and forced answers", r"rollout/(truncated|forced_answer)_frac", "line"),
         ("Held-out accuracy", r"eval/.*accuracy", "line"),
+        ("Held-out exact match and sampled pass@1", r"eval/(.*/)?(exact|pass@1)", "line"),
     ],
     "Optimisation": [
         ("Loss", r"train/loss", "line"),

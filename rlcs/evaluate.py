@@ -1,13 +1,22 @@
-"""Greedy held-out accuracy per domain and level (`rlcs eval`).
+"""Held-out evaluation per domain and level (`rlcs eval`, and the RL stage's own eval).
 
-Exact match of the boxed answer after whitespace normalisation: the strict
-yardstick for the synthetic suite. RL scores with the domain verifiers instead.
+Three numbers per item, each averaged per domain, per level and overall:
+- ``accuracy``: the greedy completion scored by the domain's verifier, the same
+  function that gives the RL reward (partial-credit verifiers give partial
+  scores), so training reward and held-out score mean the same thing;
+- ``exact``: the greedy completion's boxed answer equals the ground truth after
+  whitespace normalisation (the strict yardstick, verifier-independent);
+- ``pass@1``: the mean verifier score of ``samples`` completions drawn at the
+  rollout temperature, i.e. what the policy does when it samples.
+Without verifiers (``rlcs eval`` with no ``--recipe``) only ``exact`` exists and
+``accuracy`` is the exact match.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -15,17 +24,17 @@ from tqdm.auto import tqdm
 
 from rewards.extract import extract_answer
 from rlcs.chat import render_prompt
-from rlcs.config import ModelConfig
+from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 from rlcs.rl.rollout import stop_ids
+
+Scorer = Callable[[Sequence[str], Sequence[dict]], list[float]]
 
 
 def example_messages(example: dict) -> list[dict]:
     if "messages" in example:
         return [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
     return [{"role": "user", "content": example["prompt"]}]
-
-
 
 
 @torch.no_grad()
@@ -56,47 +65,87 @@ def is_exact(completion: str, answer) -> bool:
     return extracted is not None and " ".join(extracted.split()) == " ".join(str(answer).split())
 
 
+def score_table(examples: Sequence[dict], values: Sequence[float], name: str) -> dict[str, float]:
+    """``eval/<domain>/<name>``, ``eval/<domain>/level<k>/<name>`` and ``eval/<name>``: means of ``values``."""
+    buckets: dict[str, list[float]] = defaultdict(list)
+    for example, value in zip(examples, values):
+        buckets[f"eval/{example['domain']}/{name}"].append(float(value))
+        if example.get("level") is not None:
+            buckets[f"eval/{example['domain']}/level{example['level']}/{name}"].append(float(value))
+        buckets[f"eval/{name}"].append(float(value))
+    return {key: sum(v) / len(v) for key, v in sorted(buckets.items())}
+
+
 def accuracy_table(examples: list[dict], correct: list[bool]) -> dict[str, float]:
-    """``eval/<domain>/accuracy``, ``eval/<domain>/level<k>/accuracy`` and ``eval/accuracy``."""
-    buckets: dict[str, list[bool]] = defaultdict(list)
-    for example, ok in zip(examples, correct):
-        buckets[f"eval/{example['domain']}/accuracy"].append(ok)
-        if "level" in example:
-            buckets[f"eval/{example['domain']}/level{example['level']}/accuracy"].append(ok)
-        buckets["eval/accuracy"].append(ok)
-    return {key: sum(values) / len(values) for key, values in sorted(buckets.items())}
+    return score_table(examples, [float(ok) for ok in correct], "accuracy")
+
+
+def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer | None,
+               sampled: Sequence[Sequence[str]] | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Metrics and per-example records from greedy completions (one per example) and optional
+    sampled ones (the same number per example)."""
+    exact = [float(is_exact(c, e["answer"])) for c, e in zip(greedy, examples)]
+    verified = scorer(list(greedy), list(examples)) if scorer is not None else exact
+    metrics = {**score_table(examples, verified, "accuracy"), **score_table(examples, exact, "exact")}
+    pass_at_1 = None
+    if sampled is not None and scorer is not None:
+        flat = [c for group in sampled for c in group]
+        owners = [e for e, group in zip(examples, sampled) for _ in group]
+        scores = scorer(flat, owners)
+        pass_at_1, position = [], 0
+        for group in sampled:
+            pass_at_1.append(sum(scores[position:position + len(group)]) / max(len(group), 1))
+            position += len(group)
+        metrics.update(score_table(examples, pass_at_1, "pass@1"))
+    records = [{"id": e["id"], "domain": e["domain"], "level": e.get("level"), "answer": e["answer"],
+                "completion": c, "score": v, "exact": bool(x)}
+               for e, c, v, x in zip(examples, greedy, verified, exact)]
+    if pass_at_1 is not None:
+        for record, value in zip(records, pass_at_1):
+            record["pass@1"] = value
+    return metrics, records
 
 
 def evaluate(model, tokenizer, examples: list[dict], max_new_tokens: int = 320, batch_size: int = 64,
-             show_progress: bool = True) -> tuple[dict[str, float], list[dict]]:
+             show_progress: bool = True, scorer: Scorer | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Greedy evaluation of one model in this process (no sampling)."""
     prompts = [render_prompt(tokenizer, example_messages(example)) for example in examples]
     completions = generate_greedy(model, tokenizer, prompts, max_new_tokens, batch_size, show_progress)
-    correct = [is_exact(c, e["answer"]) for c, e in zip(completions, examples)]
-    records = [{"id": e["id"], "domain": e["domain"], "level": e.get("level"), "answer": e["answer"],
-                "completion": c, "correct": ok} for e, c, ok in zip(examples, completions, correct)]
-    return accuracy_table(examples, correct), records
+    return score_eval(examples, completions, scorer)
 
 
-def format_table(metrics: dict[str, float]) -> str:
-    """Markdown: one row per domain, one column per level."""
-    domains = sorted({key.split("/")[1] for key in metrics if key.count("/") >= 2})
-    levels = sorted({key.split("/")[2] for key in metrics if key.count("/") == 3})
+def format_table(metrics: dict[str, float], name: str = "accuracy") -> str:
+    """Markdown for one metric: one row per domain, one column per level."""
+    suffix = f"/{name}"
+    domains = sorted({key.split("/")[1] for key in metrics if key.count("/") >= 2 and key.endswith(suffix)})
+    levels = sorted({key.split("/")[2] for key in metrics if key.count("/") == 3 and key.endswith(suffix)})
     lines = ["| domain | " + " | ".join(levels) + " | all |", "|---" * (len(levels) + 2) + "|"]
     for domain in domains:
-        cells = [f"{metrics.get(f'eval/{domain}/{level}/accuracy', float('nan')):.0%}" for level in levels]
-        lines.append(f"| {domain} | " + " | ".join(cells) + f" | {metrics[f'eval/{domain}/accuracy']:.0%} |")
-    lines.append("| **all** | " + " | ".join("" for _ in levels) + f" | {metrics['eval/accuracy']:.0%} |")
+        cells = [f"{metrics.get(f'eval/{domain}/{level}/{name}', float('nan')):.0%}" for level in levels]
+        lines.append(f"| {domain} | " + " | ".join(cells) + f" | {metrics[f'eval/{domain}/{name}']:.0%} |")
+    lines.append("| **all** | " + " | ".join("" for _ in levels) + f" | {metrics[f'eval/{name}']:.0%} |")
     return "\n".join(lines)
 
 
 def main(args) -> int:
     from rlcs.runtime import load_model, load_tokenizer
 
-    config = ModelConfig(path=args.model)
+    config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     tokenizer, model = load_tokenizer(config), load_model(config)
     examples = load_examples(args.data)[: args.limit]
-    metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size)
-    print(format_table(metrics))
+    router = None
+    if args.recipe:
+        from rewards.router import RewardRouter
+        from rlcs.config import RLRecipe, load_recipe
+
+        recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}",
+                                                     "data.eval=null"])
+        router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,
+                                scorer=router.score if router else None)
+    for name in ("accuracy", "exact") if router else ("exact",):
+        title = {"accuracy": "verifier score (greedy)", "exact": "exact boxed answer (greedy)"}[name]
+        print(f"{title}\n{format_table(metrics, name)}\n")
     if args.out:
         write_jsonl(records, args.out)
         Path(args.out).with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))

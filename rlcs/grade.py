@@ -17,7 +17,7 @@ from accelerate import Accelerator
 
 from rewards.router import RewardRouter
 from rlcs.chat import render_prompt
-from rlcs.config import ModelConfig, RLRecipe, load_recipe
+from rlcs.config import ModelConfig, RLRecipe, load_recipe, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 from rlcs.evaluate import example_messages
 from rlcs.metrics import progress_bar
@@ -50,7 +50,7 @@ def main(args) -> int:
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
     torch.manual_seed(args.seed)
     accelerator = Accelerator()
-    config = ModelConfig(path=args.model)
+    config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     model = load_model(config).to(accelerator.device)
     params = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget, recipe.rollout.temperature,
                             recipe.rollout.top_p, recipe.rollout.top_k, recipe.rollout.force_answer)

@@ -29,7 +29,8 @@ PANELS = [
     ("optimizer", "Gradient norm and learning rate", [r"train/grad_norm", r"train/lr"], ""),
     ("policy", "Clipping, KL and entropy",
      [r"train/clip_frac_low", r"train/clip_frac_high", r"train/approx_kl", r"train/entropy"], ""),
-    ("eval", "Held-out accuracy", [r"eval/accuracy", r"eval/[^/]+/accuracy"], "accuracy"),
+    ("eval", "Held-out accuracy (greedy, verifier)", [r"eval/accuracy", r"eval/[^/]+/accuracy"], "accuracy"),
+    ("eval_overall", "Held-out: verifier, exact match, sampled pass@1", [r"eval/(accuracy|exact|pass@1)"], "score"),
     ("throughput", "Throughput", [r"train/tokens_per_s", r"time/tokens_per_s"], "tokens/s"),
 ]
 

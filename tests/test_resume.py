@@ -140,7 +140,7 @@ def test_report_builds_pngs_and_html_from_recorded_metrics(tmp_path):
                      "rollout/length_mean": 40 + step, "train/loss": 1.0 / step, "curriculum/tier/easy": 0.1 * step,
                      "curriculum/domain/math/pass_rate": 0.1 * step, "curriculum/expansion_ratio": 1.5,
                      "curriculum/pass_rate_histogram": [step, 1, 0, 0, 0, 0, 0, 0, 2, 3]})
-    rows.append({"step": 5, "eval/accuracy": 0.4, "eval/math/accuracy": 0.4})
+    rows.append({"step": 5, "eval/accuracy": 0.4, "eval/math/accuracy": 0.4, "eval/exact": 0.3, "eval/pass@1": 0.35})
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     completion = {"step": 5, "id": "m1", "domain": "math", "completion": "<think>x</think>", "answer": "4",
                   "reward": 1.0}
@@ -149,10 +149,10 @@ def test_report_builds_pngs_and_html_from_recorded_metrics(tmp_path):
     assert "report:" in result.stdout
     report = tmp_path / "report"
     for stem in ("rewards", "lengths", "loss", "curriculum_tiers", "curriculum_domains", "curriculum_expansion",
-                 "curriculum_histogram", "eval"):
+                 "curriculum_histogram", "eval", "eval_overall"):
         assert (report / f"{stem}.png").stat().st_size > 1000, stem
     page = (report / "index.html").read_text()
-    assert page.count("<img") == 8 and "&lt;think&gt;x&lt;/think&gt;" in page
+    assert page.count("<img") == 9 and "&lt;think&gt;x&lt;/think&gt;" in page
 
 
 def test_dashboard_builds_a_wandb_workspace_offline():

@@ -103,3 +103,19 @@ def test_entropy_of_uniform_and_peaked_distributions():
     assert entropy_from_logits(uniform).item() == pytest.approx(math.log(4))
     peaked = torch.tensor([[100.0, 0.0, 0.0, 0.0]])
     assert entropy_from_logits(peaked).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_token_logprobs_are_taken_at_the_sampling_temperature():
+    """The gradient must be for the distribution the rollout sampled from: softmax(logits / T)."""
+    from types import SimpleNamespace
+
+    from rlcs.rl.policy import RolloutBatch, token_logprobs
+
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0]]])
+    model = lambda **_: SimpleNamespace(logits=logits)  # noqa: E731
+    batch = RolloutBatch(torch.tensor([[0, 1, 2]]), torch.ones(1, 3), torch.ones(1, 2), torch.zeros(1))
+    for temperature in (1.0, 0.5):
+        logp, _ = token_logprobs(model, batch, temperature=temperature)
+        expected = torch.log_softmax(logits[0, :2] / temperature, dim=-1)[[0, 1], [1, 2]]
+        assert torch.allclose(logp[0], expected)
+    assert not torch.allclose(token_logprobs(model, batch, temperature=0.5)[0], token_logprobs(model, batch)[0])

@@ -28,13 +28,18 @@ def test_excluded_ids_never_appear():
     assert held_out.isdisjoint(p.id for p in train)
 
 
+def _items(prompt: str) -> list[str]:
+    """The labelled list under a prompt's first line: 'A: x', 'B: y', ... in order."""
+    lines = prompt.split("\n")[1:]
+    assert [line.split(": ")[0] for line in lines] == [chr(ord("A") + i) for i in range(len(lines))], prompt
+    return [line.split(": ", 1)[1] for line in lines]
+
+
 def _true_answer(problem: tasks.Problem) -> str:
     """Recompute the answer from the prompt alone, independently of the generator."""
     prompt = problem.prompt
     if problem.domain == "arithmetic":
-        a, op, b = re.fullmatch(r"What is (\d+) ([-+*]) (\d+)\?", prompt).groups()
-        a, b = int(a), int(b)
-        return str({"+": a + b, "-": a - b, "*": a * b}[op])
+        return str(sum(int(item) for item in _items(prompt)))
     if problem.domain == "algebra":
         equation = prompt.removeprefix("Solve for x: ")
         for x in range(-100, 101):
@@ -53,11 +58,11 @@ def _true_answer(problem: tasks.Problem) -> str:
         a, b = map(int, re.search(r"equals (\d+) \+ (\d+)", prompt).groups())
         return next(k for k, v in values.items() if v == a + b)
     if problem.domain == "transcription":
-        symbols = prompt.split(": ", 1)[1].split()
+        symbols = _items(prompt)
         return " ".join(symbols[::-1] if prompt.startswith("Reverse") else symbols)
     if problem.domain == "counting":
-        target, sequence = re.fullmatch(r"How many times does (\w) appear in: (.*)", prompt).groups()
-        return str(sequence.split().count(target))
+        target = re.match(r"How many times does (\w) appear in the list\?", prompt).group(1)
+        return str(_items(prompt).count(target))
     raise AssertionError(problem.domain)
 
 
@@ -69,16 +74,33 @@ def test_answers_are_correct_and_every_trace_boxes_the_answer(domain):
         assert extraction.answer == problem.answer, (problem.prompt, extraction)
 
 
-def test_arithmetic_steps_are_correct_arithmetic():
-    """Every 'x + y (+ c) = s' and 'a * d = p' line in a trace is true."""
+def test_arithmetic_traces_read_every_item_by_label_and_keep_a_true_running_total():
     for problem in tasks.generate(30, seed=5, domains=["arithmetic"]):
-        for step in problem.steps:
-            if m := re.fullmatch(r"(\d+) \+ (\d+)(?: \+ (\d+))? = (\d+)(?:,.*)?", step):
-                a, b, c, s = (int(g) if g else 0 for g in m.groups())
-                assert a + b + c == s, step
-            if m := re.fullmatch(r"(\d+) \* (\d+)(?: shifted by (\d+))? = (\d+)", step):
-                a, d, shift, p = (int(g) if g else 0 for g in m.groups())
-                assert a * d * 10**shift == p, step
+        terms = [int(t) for t in _items(problem.prompt)]
+        assert len(terms) == {1: 2, 2: 3, 3: 5, 4: 8}[problem.level]
+        total = 0
+        for index, (term, step) in enumerate(zip(terms, problem.steps)):
+            total += term
+            assert step == f"{chr(ord('A') + index)}: {term}, total {total}", problem
+        assert problem.steps[-1] == f"The sum is {total}."
+
+
+def test_pretraining_drills_state_true_facts_and_never_a_task_prompt():
+    import random
+
+    from rlcs.tasks import drills
+
+    rng = random.Random(0)
+    for _ in range(50):
+        for fact in drills.facts(rng):
+            if m := re.fullmatch(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)", fact):
+                a, op, b, c = m.groups()
+                assert {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op] == int(c), fact
+            else:
+                a, word, b = re.fullmatch(r"(\d+) is (larger|smaller) than (\d+)", fact).groups()
+                assert (int(a) > int(b)) == (word == "larger"), fact
+        text = drills.document(rng)
+        assert not any(lead in text for lead in ("What is", "Solve for", "Which option", "How many", "sequence:"))
 
 
 def test_unknown_domain_and_level_are_rejected():

@@ -49,11 +49,13 @@ def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id:
                         torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device))
 
 
-def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False):
-    """Log-probability of each next token ``[N, L-1]`` (and the entropy at each position, differentiable
-    only when ``entropy_grad``: as a logged metric it need not cost a backward pass)."""
+def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False,
+                   temperature: float = 1.0):
+    """Log-probability of each next token ``[N, L-1]`` under the distribution the rollout sampled from
+    (logits divided by the sampling ``temperature``), and the entropy at each position, differentiable
+    only when ``entropy_grad``: as a logged metric it need not cost a backward pass."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1]
-    logits = logits.float()
+    logits = logits.float() / temperature
     logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
     entropy = None
     if with_entropy:
@@ -63,20 +65,23 @@ def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entro
 
 
 @torch.no_grad()
-def logprobs_in_chunks(model, batch: RolloutBatch, micro_batch_size: int) -> torch.Tensor:
-    return torch.cat([token_logprobs(model, batch.rows(torch.arange(i, min(i + micro_batch_size, len(batch)))))[0]
+def logprobs_in_chunks(model, batch: RolloutBatch, micro_batch_size: int, temperature: float = 1.0) -> torch.Tensor:
+    return torch.cat([token_logprobs(model, batch.rows(torch.arange(i, min(i + micro_batch_size, len(batch)))),
+                                     temperature=temperature)[0]
                       for i in range(0, len(batch), micro_batch_size)])
 
 
 def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch, config: PolicyConfig,
                   micro_batch_size: int, max_new_tokens: int, max_grad_norm: float, generator: torch.Generator,
-                  ref_model=None) -> dict[str, float]:
+                  ref_model=None, temperature: float = 1.0) -> dict[str, float]:
+    """``temperature``: the rollout's sampling temperature; the ratio and the gradient are taken under the
+    distribution the completions were sampled from (as TRL and verl do)."""
     n = len(batch)
     mini_size = n // config.mini_batches
     # Off-policy only when the same rollouts feed several optimizer steps; otherwise old == current.
     reuse = config.ppo_epochs > 1 or config.mini_batches > 1
-    old_logp = logprobs_in_chunks(model, batch, micro_batch_size) if reuse else None
-    ref_logp = logprobs_in_chunks(ref_model, batch, micro_batch_size) if ref_model is not None else None
+    old_logp = logprobs_in_chunks(model, batch, micro_batch_size, temperature) if reuse else None
+    ref_logp = logprobs_in_chunks(ref_model, batch, micro_batch_size, temperature) if ref_model is not None else None
     totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
               "kl_ref": 0.0}
     micro_steps, grad_norms, nonfinite = 0, [], 0
@@ -90,7 +95,7 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                 micro = batch.rows(index)
                 with accelerator.accumulate(model):
                     logp, entropy = token_logprobs(model, micro, with_entropy=True,
-                                                   entropy_grad=config.entropy_coef > 0)
+                                                   entropy_grad=config.entropy_coef > 0, temperature=temperature)
                     old = old_logp[index] if old_logp is not None else logp.detach()
                     loss, stats = clipped_policy_loss(
                         logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,

@@ -13,6 +13,7 @@ from pathlib import Path
 from rlcs import tasks
 from rlcs.config import SuiteRecipe, dump_recipe
 from rlcs.data import write_jsonl
+from rlcs.tasks import drills
 
 
 def run(recipe: SuiteRecipe) -> dict[str, int]:
@@ -28,14 +29,17 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     rl = draw(recipe.rl_per_level, "rl", held_out_ids)
     sft = draw(recipe.sft_per_level, "sft", held_out_ids)
     pretrain = draw(recipe.pretrain_per_level, "pretrain", held_out_ids)
-    random.Random(recipe.seed).shuffle(pretrain)
+    drill_rng = random.Random(f"{recipe.seed}:drills")
+    documents = [{"text": p.document()} for p in pretrain]
+    documents += [{"text": drills.document(drill_rng)} for _ in range(recipe.pretrain_drills)]
+    random.Random(recipe.seed).shuffle(documents)
 
     splits = {
         "eval.jsonl": [p.example() for p in held_out],
         "rl.jsonl": [p.example() for p in rl],
         "sft.jsonl": [p.sft_row() for p in sft],
         "sft_eval.jsonl": [p.sft_row() for p in held_out],
-        "pretrain.jsonl": [{"text": p.document()} for p in pretrain],
+        "pretrain.jsonl": documents,
         "pretrain_eval.jsonl": [{"text": p.document()} for p in held_out],
     }
     for name, rows in splits.items():

@@ -14,7 +14,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from rlcs.chat import render_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
-from rlcs.evaluate import accuracy_table, example_messages, generate_greedy, is_exact
+from rlcs.evaluate import example_messages, generate_greedy, score_eval, score_table
 from rlcs.guards import NonFiniteLoss, Preemption
 from rlcs.metrics import MetricsLogger, progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
@@ -79,7 +79,7 @@ def run(recipe: RLRecipe) -> Path:
                            run_id=state.wandb_run_id)
     state.wandb_run_id = logger.run_id
     if checkpoint is None:
-        _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step=0)
+        _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step=0)
 
     def checkpoint_now() -> None:
         save_checkpoint(accelerator, output_dir, state, policy, tokenizer, recipe.train.keep_checkpoints)
@@ -112,7 +112,7 @@ def run(recipe: RLRecipe) -> Path:
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + rank * 7_919 + step)
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
-                                      recipe.optim.max_grad_norm, generator, ref_model)
+                                      recipe.optim.max_grad_norm, generator, ref_model, sampling.temperature)
         timings = {"time/rollout_s": rollout_done - started - reward_seconds, "time/reward_s": reward_seconds,
                    "time/train_s": time.time() - rollout_done, "total": time.time() - started}
         state.step = step
@@ -135,7 +135,7 @@ def run(recipe: RLRecipe) -> Path:
             _log_extremes(accelerator, recipe, sampler, step)
         if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
                 and not out_of_budget):
-            _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, step)
+            _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step)
         if skipped_in_row >= recipe.train.max_nonfinite_in_row:
             checkpoint_now()
             raise NonFiniteLoss(f"[rl] non-finite losses in {skipped_in_row} steps in a row at step {step}; "
@@ -155,7 +155,7 @@ def run(recipe: RLRecipe) -> Path:
 
     progress.close()
     preemption.restore()
-    _log_eval(accelerator, policy, tokenizer, eval_examples, recipe, logger, last_step)
+    _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, last_step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
     final = save_model(accelerator, policy, tokenizer, output_dir / "model",
                        extra={"step": last_step, "stage": "rl", "rollouts": state.rollouts_spent})
@@ -302,18 +302,38 @@ def _check_ranks_agree(accelerator, sampler, step: int) -> None:
 
 
 @torch.no_grad()
-def _log_eval(accelerator, policy, tokenizer, examples, recipe: RLRecipe, logger, step: int) -> None:
-    """Greedy held-out accuracy; each process evaluates its share with the gathered model."""
+def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe, router, sampling, logger,
+              step: int) -> None:
+    """Held-out scores (evaluate.py): greedy scored by the verifiers and by exact match, and pass@1 of
+    ``eval_samples`` completions at the rollout temperature. Every process takes an equal share (padded
+    with repeats that are not counted), so all run the same generate calls in lockstep under ZeRO-3."""
     if not examples:
         return
-    mine = examples[accelerator.process_index::accelerator.num_processes]
+    world, rank = accelerator.num_processes, accelerator.process_index
+    share = -(-len(examples) // world)
+    padded = examples + examples[: share * world - len(examples)]
+    mine = padded[rank * share:(rank + 1) * share]
+    counted = len(examples) - rank * share  # the repeats at the end of the last share are not counted
+    prompts = [_prompt(tokenizer, e) for e in mine]
     with gathered_for_generation(policy, accelerator) as model:
         was_training = model.training
-        completions = generate_greedy(model, tokenizer, [_prompt(tokenizer, e) for e in mine],
-                                      recipe.train.eval_max_new_tokens, batch_size=64, show_progress=False)
+        greedy = generate_greedy(model, tokenizer, prompts, recipe.train.eval_max_new_tokens, batch_size=64,
+                                 show_progress=False)
         model.train(was_training)
-    results = gather_object([(e, is_exact(c, e["answer"])) for e, c in zip(mine, completions)])
-    logger.log(accuracy_table([e for e, _ in results], [ok for _, ok in results]), step)
+    sampled = None
+    n = recipe.train.eval_samples
+    if n:
+        params = replace(sampling, max_new_tokens=recipe.train.eval_max_new_tokens)
+        completions = engine.generate(prompts, n, params)
+        sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
+    _, records = score_eval(mine, greedy, router.score, sampled)
+    records = gather_object(records[:max(counted, 0)])
+    metrics = score_table(records, [r["score"] for r in records], "accuracy")
+    metrics.update(score_table(records, [float(r["exact"]) for r in records], "exact"))
+    if n:
+        metrics.update(score_table(records, [r["pass@1"] for r in records], "pass@1"))
+    metrics["eval/examples"] = len(records)
+    logger.log(metrics, step)
 
 
 def _log_completions(accelerator, recipe, logger, groups: list[Group], step: int) -> None:

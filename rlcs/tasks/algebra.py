@@ -8,17 +8,19 @@ import random
 def make(rng: random.Random, level: int):
     from rlcs.tasks import Problem
 
-    x = rng.randint(-9, 9) if level >= 3 else rng.randint(0, 9 * level)
-    if level == 1:  # x + b = c
-        b = rng.randint(1, 20)
+    if level == 1:  # x - b = c: one addition
+        b = rng.randint(1, 9)
+        x = rng.randint(b, b + 9)
+        equation = f"x - {b} = {x - b}"
+        steps = [f"Add {b} to both sides: x = {x - b} + {b} = {x}."]
+    elif level == 2:  # x + b = c: count up from b to c, one step at a time
+        x, b = rng.randint(1, 9), rng.randint(0, 9)
         equation = f"x + {b} = {x + b}"
-        steps = [f"Subtract {b} from both sides: x = {x + b} - {b} = {x}."]
-    elif level == 2:  # a*x = c
-        a = rng.randint(2, 9)
-        equation = f"{a}x = {a * x}"
-        steps = [f"Divide both sides by {a}: x = {a * x} / {a} = {x}."]
+        steps = [f"Count up from {b} to {x + b}."]
+        steps += [f"{k}: {b + k}" for k in range(1, x + 1)]
+        steps.append(f"That is {x} steps, so x = {x}.")
     elif level == 3:  # a*x + b = c
-        a, b = rng.randint(2, 9), rng.randint(-20, 20)
+        x, a, b = rng.randint(-9, 9), rng.randint(2, 9), rng.randint(-20, 20)
         c = a * x + b
         equation = f"{a}x {_signed(b)} = {c}"
         steps = [
@@ -26,7 +28,7 @@ def make(rng: random.Random, level: int):
             f"Divide both sides by {a}: x = {c - b} / {a} = {x}.",
         ]
     else:  # a*x + b = c*x + d
-        a = rng.randint(2, 9)
+        x, a = rng.randint(-9, 9), rng.randint(2, 9)
         c = rng.choice([k for k in range(-9, 10) if k not in (0, a)])
         b = rng.randint(-20, 20)
         d = a * x + b - c * x
