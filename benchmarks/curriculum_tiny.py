@@ -50,7 +50,7 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
         subprocess.run([
             sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}",
             f"model.path={args.model}", f"sampler.name={sampler}", f"seed={seed}", f"train.max_rollouts={args.budget}",
-            "train.steps=100000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
+            "train.steps=1000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
             f"train.eval_max_examples={args.eval_examples}",
             "logging.wandb=false",
         ], cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
@@ -104,6 +104,9 @@ def main() -> None:
         mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
 
+    uniform_start = statistics.mean(curves[("uniform", s)][0][2] for s in seeds)
+    caveat = ("\nUniform ended at or below where it started, so \"rollouts to uniform's final\" measures noise, "
+              "not learning: read the gain column.\n" if uniform_final <= uniform_start else "")
     plot = ""
     try:
         import matplotlib
@@ -141,7 +144,7 @@ Machine: {machine()}.
 | sampler | start | at budget | gain | rollouts to uniform's final ({uniform_final:.1%}) | zero-variance |
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
-
+{caveat}
 Mean accuracy by mean rollouts spent (rollouts: accuracy):
 
 | sampler | curve |

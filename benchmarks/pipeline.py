@@ -94,7 +94,7 @@ def _rl_before_after(rl_dir: Path) -> str:
     return f"""
 ## Held-out scores before and after RL (tiny recipe)
 
-The RL stage's own evaluation (`eval_max_examples` held-out items drawn with the recipe's seed) at step 0
+The RL stage's own evaluation (`eval_max_examples` held-out items, a fixed draw) at step 0
 and after step {after['step']}: greedy scored by the verifiers, greedy exact match, and pass@1 of
 `eval_samples` completions at the rollout temperature. Mean training reward: first {k} steps
 {sum(rewards[:k]) / k:.3f}, last {k} steps {sum(rewards[-k:]) / k:.3f}.

@@ -252,7 +252,8 @@ def _eval_subset(recipe: RLRecipe) -> list[dict]:
     examples = load_examples(recipe.data.eval)
     limit = recipe.train.eval_max_examples
     if limit and len(examples) > limit:
-        examples = random.Random(recipe.seed).sample(examples, limit)
+        # A fixed draw, not the run's seed: runs with different seeds are scored on the same items.
+        examples = random.Random(0).sample(examples, limit)
     return examples
 
 
