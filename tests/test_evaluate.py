@@ -48,16 +48,30 @@ def test_partial_credit_counts_in_the_verifier_score_not_in_exact_match():
     assert metrics["eval/accuracy"] == pytest.approx(0.75)
 
 
-def test_pass_at_1_is_the_mean_verifier_score_of_the_samples():
-    problems = [p for p in tasks.generate(2, seed=5, domains=["arithmetic"], levels=(1,))]
+def test_pass_at_1_is_the_mean_verifier_score_of_each_items_own_samples():
+    problems = list(tasks.generate(3, seed=5, domains=["arithmetic"], levels=(1,)))
     examples = [p.example() for p in problems]
-    sampled = [[_completions(p)["right"], _completions(p)["wrong"], _completions(p)["right"],
-                _completions(p)["cut off"]] for p in problems]
+    right_counts = [0, 1, 3]  # of 4 samples each: a mix-up between items would change the per-item values
+    sampled = [[_completions(p)["right"]] * k + [_completions(p)["wrong"]] * (4 - k)
+               for p, k in zip(problems, right_counts)]
     greedy = [_completions(p)["wrong"] for p in problems]
     metrics, records = score_eval(examples, greedy, RewardRouter.from_config(REWARDS).score, sampled)
     assert metrics["eval/accuracy"] == 0.0
-    assert metrics["eval/pass@1"] == pytest.approx(0.5)
-    assert all(r["pass@1"] == pytest.approx(0.5) for r in records)
+    assert [r["pass@1"] for r in records] == pytest.approx([0.0, 0.25, 0.75])
+    assert metrics["eval/pass@1"] == pytest.approx(1 / 3)
+
+
+def test_every_process_gets_an_equal_share_and_each_item_is_counted_once():
+    from rlcs.stages.rl import equal_share
+
+    for count in (1, 2, 7, 8):
+        items = list(range(count))
+        for world in (1, 2, 3, 8):
+            shares = [equal_share(items, rank, world) for rank in range(world)]
+            assert len({len(mine) for mine, _ in shares}) == 1, (count, world)  # same generate calls everywhere
+            assert all(len(mine) >= 1 for mine, _ in shares)
+            counted = [x for mine, n in shares for x in mine[:n]]
+            assert counted == items, (count, world)
 
 
 def test_score_table_and_markdown_by_domain_and_level():

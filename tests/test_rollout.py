@@ -26,9 +26,11 @@ class ScriptedModel:
         self.training = mode
 
 
-def _accelerator():
+def _accelerator(num_processes=1, others_stuck=0):
+    """One process's view; ``reduce`` adds what the ``others_stuck`` other processes report."""
     return SimpleNamespace(unwrap_model=lambda m: m, state=SimpleNamespace(deepspeed_plugin=None),
-                           device=torch.device("cpu"))
+                           device=torch.device("cpu"), num_processes=num_processes,
+                           reduce=lambda tensor, reduction: tensor + others_stuck)
 
 
 def test_thinking_that_never_closes_gets_a_forced_answer(micro_tokenizer):
@@ -72,3 +74,17 @@ def test_closed_thinking_without_an_answer_is_truncated_not_forced(micro_tokeniz
     params = SamplingParams(max_new_tokens=10, answer_budget=2)
     [completion] = HFEngine(model, tok, _accelerator()).generate(["p"], 1, params)
     assert len(model.calls) == 1 and completion.truncated and not completion.forced
+
+
+def test_a_process_with_nothing_stuck_still_joins_the_second_generate_when_another_has(micro_tokenizer):
+    """ZeRO-3 generate is a collective: every process must make the force-answer call if any needs it."""
+    tok = micro_tokenizer
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    finished = ids("<think>x</think><answer><|begin_of_box|>7<|end_of_box|></answer>")
+    params = SamplingParams(max_new_tokens=len(finished) + 8, answer_budget=4)
+    for others_stuck, calls in ((1, 2), (0, 1)):
+        model = ScriptedModel([finished, ids("7")], tok.pad_token_id)
+        engine = HFEngine(model, tok, _accelerator(num_processes=2, others_stuck=others_stuck))
+        [completion] = engine.generate(["<|user|>\nq\n<|assistant|>\n"], 1, params)
+        assert len(model.calls) == calls
+        assert not completion.forced and completion.token_ids == finished

@@ -99,14 +99,22 @@ class HFEngine:
     def _force_answers(self, model, completions: list[Completion], params: SamplingParams) -> None:
         stuck = [c for c in completions if not c.token_ids or c.token_ids[-1] not in self.stops]
         stuck = [c for c in stuck if not _contains(c.token_ids, self.think_close_ids)]
-        if not stuck:
+        # Under ZeRO-3 every generate call is a collective (synced_gpus): when any process has stuck
+        # completions, all make the second call, a process with none on one throw-away row.
+        if not self._any_process(bool(stuck)):
             return
-        contexts = [c.prompt_ids + c.token_ids + self.force_ids for c in stuck]
+        contexts = [c.prompt_ids + c.token_ids + self.force_ids for c in stuck] or [list(self.force_ids)]
         answers = self._sample(model, contexts, params.answer_budget, params)
         for completion, answer in zip(stuck, answers):
             completion.token_ids += self.force_ids + answer
             completion.loss_mask += [0] * len(self.force_ids) + [1] * len(answer)
             completion.forced = True
+
+    def _any_process(self, flag: bool) -> bool:
+        if self.accelerator.num_processes == 1:
+            return flag
+        count = torch.tensor([float(flag)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(count, reduction="sum").item() > 0)
 
     def _sample(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams):
         """New tokens per context, cut after the first stop token (kept) and without padding."""

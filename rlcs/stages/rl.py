@@ -310,11 +310,7 @@ def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe
     with repeats that are not counted), so all run the same generate calls in lockstep under ZeRO-3."""
     if not examples:
         return
-    world, rank = accelerator.num_processes, accelerator.process_index
-    share = -(-len(examples) // world)
-    padded = examples + examples[: share * world - len(examples)]
-    mine = padded[rank * share:(rank + 1) * share]
-    counted = len(examples) - rank * share  # the repeats at the end of the last share are not counted
+    mine, counted = equal_share(examples, accelerator.process_index, accelerator.num_processes)
     prompts = [_prompt(tokenizer, e) for e in mine]
     with gathered_for_generation(policy, accelerator) as model:
         was_training = model.training
@@ -325,16 +321,31 @@ def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe
     n = recipe.train.eval_samples
     if n:
         params = replace(sampling, max_new_tokens=recipe.train.eval_max_new_tokens)
-        completions = engine.generate(prompts, n, params)
+        chunk = max(1, 64 // n)  # prompts per generate call; shares are equal, so are the call counts
+        completions = [c for i in range(0, len(prompts), chunk)
+                       for c in engine.generate(prompts[i:i + chunk], n, params)]
         sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
+    # Verifier failures on held-out items are the eval's, not the training reward's: counted apart.
+    training_counts = router.errors.copy(), router.timeouts.copy()
     _, records = score_eval(mine, greedy, router.score, sampled)
-    records = gather_object(records[:max(counted, 0)])
+    failures = sum((router.errors - training_counts[0]).values()) + sum((router.timeouts - training_counts[1]).values())
+    router.errors, router.timeouts = training_counts
+    records, failures = gather_object(records[:counted]), sum(gather_object([failures]))
     metrics = score_table(records, [r["score"] for r in records], "accuracy")
     metrics.update(score_table(records, [float(r["exact"]) for r in records], "exact"))
     if n:
         metrics.update(score_table(records, [r["pass@1"] for r in records], "pass@1"))
     metrics["eval/examples"] = len(records)
+    metrics["eval/verifier_failures"] = failures
     logger.log(metrics, step)
+
+
+def equal_share(items: list, rank: int, world: int) -> tuple[list, int]:
+    """(this process's share, how many of its first items are real): every process gets the same number
+    of items, the list repeated cyclically to fill the last shares; repeats are not counted."""
+    share = -(-len(items) // world)
+    padded = [items[i % len(items)] for i in range(share * world)]
+    return padded[rank * share:(rank + 1) * share], min(share, max(len(items) - rank * share, 0))
 
 
 def _log_completions(accelerator, recipe, logger, groups: list[Group], step: int) -> None:
