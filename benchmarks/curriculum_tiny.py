@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, mean_sd, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -69,8 +69,7 @@ def first_reaching(points: list[tuple[int, int, float]], target: float) -> float
 
 
 def spread(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.1%} ± {statistics.stdev(values):.1%}" if len(values) > 1 else f"{mean:.1%}"
+    return mean_sd(values, lambda v: f"{v:.1%}")
 
 
 def main() -> None:

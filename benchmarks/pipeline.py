@@ -14,10 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
-from rewards.router import RewardRouter  # noqa: E402
-from rlcs.config import ModelConfig, RLRecipe, load_recipe  # noqa: E402
+from rlcs.config import ModelConfig  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
-from rlcs.evaluate import evaluate, format_table  # noqa: E402
+from rlcs.evaluate import evaluate, format_table, recipe_router  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.runtime import load_model, load_tokenizer  # noqa: E402
 
@@ -40,8 +39,7 @@ def main() -> None:
 
     config = ModelConfig(path=str(out / "sft" / "model"))
     examples = load_examples(str(REPO / "data/tiny/eval.jsonl"))
-    recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe, [f"model.path={config.path}"])
-    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", config.path, examples)
     started = time.time()
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
                           show_progress=False, scorer=router.score)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import re
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,3 +29,10 @@ def write_section(name: str, markdown: str) -> None:
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
     print(f"wrote section '{name}' of {DOC}")
+
+
+def mean_sd(values: list[float], fmt: Callable[[float], str]) -> str:
+    """"mean ± standard deviation" (the mean alone for one value), each through ``fmt``; a sign ``fmt``
+    puts on the deviation is dropped."""
+    mean = fmt(statistics.mean(values))
+    return mean + (f" ± {fmt(statistics.stdev(values)).lstrip('+')}" if len(values) > 1 else "")

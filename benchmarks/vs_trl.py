@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, mean_sd, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 G, PROMPTS_PER_STEP, MAX_NEW = 8, 8, 160
@@ -44,13 +44,11 @@ def run_trl(model: str, data: str, steps: int, lr: float, seed: int, out: str) -
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from rewards.router import RewardRouter
-    from rlcs.config import RLRecipe, load_recipe
     from rlcs.data import load_examples
+    from rlcs.evaluate import recipe_router
 
-    recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe, [f"model.path={model}", f"data.train={data}"])
     examples = load_examples(data)
-    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    _, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples, data=data)
     rows = [{"prompt": [{"role": "user", "content": e["prompt"]}], "answer": e["answer"], "domain": e["domain"]}
             for e in examples]
 
@@ -97,13 +95,11 @@ def run_rlcs(model: str, data: str, steps: int, lr: float, seed: int, out: str) 
 
 
 def held_out(model: str, examples: list[dict]) -> float:
-    from rewards.router import RewardRouter
-    from rlcs.config import ModelConfig, RLRecipe, load_recipe
-    from rlcs.evaluate import evaluate
+    from rlcs.config import ModelConfig
+    from rlcs.evaluate import evaluate, recipe_router
     from rlcs.runtime import load_model, load_tokenizer
 
-    recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe, [f"model.path={model}"])
-    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples)
     config = ModelConfig(path=model)
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
                           show_progress=False, scorer=router.score)
@@ -116,9 +112,7 @@ def per_step(ends: list[float], start: float) -> list[float]:
 
 
 def spread(values: list[float], percent: bool = True) -> str:
-    fmt = (lambda v: f"{v * 100:+.1f}") if percent else (lambda v: f"{v:.2f}")
-    return fmt(statistics.mean(values)) + (f" ± {fmt(statistics.stdev(values)).lstrip('+')}" if len(values) > 1
-                                           else "")
+    return mean_sd(values, (lambda v: f"{v * 100:+.1f}") if percent else (lambda v: f"{v:.2f}"))
 
 
 def main() -> None:

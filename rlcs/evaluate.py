@@ -76,8 +76,25 @@ def score_table(examples: Sequence[dict], values: Sequence[float], name: str) ->
     return {key: sum(v) / len(v) for key, v in sorted(buckets.items())}
 
 
-def accuracy_table(examples: list[dict], correct: list[bool]) -> dict[str, float]:
-    return score_table(examples, [float(ok) for ok in correct], "accuracy")
+def metrics_from_records(records: Sequence[dict]) -> dict[str, float]:
+    """The tables of ``accuracy``, ``exact`` and (where sampled) ``pass@1`` from ``score_eval``'s records,
+    e.g. after records from several processes were gathered."""
+    metrics = {**score_table(records, [r["score"] for r in records], "accuracy"),
+               **score_table(records, [float(r["exact"]) for r in records], "exact")}
+    if records and "pass@1" in records[0]:
+        metrics.update(score_table(records, [r["pass@1"] for r in records], "pass@1"))
+    return metrics
+
+
+def recipe_router(recipe_path: str | Path, model: str, examples: Sequence[dict], data: str | None = None):
+    """An RL recipe read for its rewards and rollout settings only (its own data files need not exist),
+    and the router of its verifiers, checked against ``examples``' domains: (recipe, router)."""
+    from rewards.router import RewardRouter
+    from rlcs.config import RLRecipe, load_recipe
+
+    overrides = [f"model.path={model}"] + ([f"data.train={data}", "data.eval=null"] if data else [])
+    recipe = load_recipe(recipe_path, RLRecipe, overrides)
+    return recipe, RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
 
 
 def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer | None,
@@ -86,24 +103,18 @@ def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer |
     sampled ones (the same number per example)."""
     exact = [float(is_exact(c, e["answer"])) for c, e in zip(greedy, examples)]
     verified = scorer(list(greedy), list(examples)) if scorer is not None else exact
-    metrics = {**score_table(examples, verified, "accuracy"), **score_table(examples, exact, "exact")}
-    pass_at_1 = None
+    records = [{"id": e["id"], "domain": e["domain"], "level": e.get("level"), "answer": e["answer"],
+                "completion": c, "score": v, "exact": bool(x)}
+               for e, c, v, x in zip(examples, greedy, verified, exact)]
     if sampled is not None and scorer is not None:
         flat = [c for group in sampled for c in group]
         owners = [e for e, group in zip(examples, sampled) for _ in group]
         scores = scorer(flat, owners)
-        pass_at_1, position = [], 0
-        for group in sampled:
-            pass_at_1.append(sum(scores[position:position + len(group)]) / max(len(group), 1))
+        position = 0
+        for record, group in zip(records, sampled):
+            record["pass@1"] = sum(scores[position:position + len(group)]) / max(len(group), 1)
             position += len(group)
-        metrics.update(score_table(examples, pass_at_1, "pass@1"))
-    records = [{"id": e["id"], "domain": e["domain"], "level": e.get("level"), "answer": e["answer"],
-                "completion": c, "score": v, "exact": bool(x)}
-               for e, c, v, x in zip(examples, greedy, verified, exact)]
-    if pass_at_1 is not None:
-        for record, value in zip(records, pass_at_1):
-            record["pass@1"] = value
-    return metrics, records
+    return metrics_from_records(records), records
 
 
 def evaluate(model, tokenizer, examples: list[dict], max_new_tokens: int = 320, batch_size: int = 64,
@@ -133,14 +144,7 @@ def main(args) -> int:
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     tokenizer, model = load_tokenizer(config), load_model(config)
     examples = load_examples(args.data)[: args.limit]
-    router = None
-    if args.recipe:
-        from rewards.router import RewardRouter
-        from rlcs.config import RLRecipe, load_recipe
-
-        recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}",
-                                                     "data.eval=null"])
-        router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    router = recipe_router(args.recipe, args.model, examples, data=args.data)[1] if args.recipe else None
     metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,
                                 scorer=router.score if router else None)
     for name in ("accuracy", "exact") if router else ("exact",):

@@ -114,3 +114,14 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
     router = RewardRouter.from_config({"loud": {"verifier": "shout"}}, [{"domain": "loud"}])
     assert router.score(["x"], [{"domain": "loud"}]) == [0.75]
     sys.modules.pop("acme_rewards", None)
+
+
+def test_failures_counted_apart_do_not_show_in_the_run_counters(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("def score(completion, example):\n    raise ValueError('bad verifier')\n")
+    router = RewardRouter.from_config({"d": {"verifier": f"{plugin}:score"}})
+    router.score(["x"], [{"domain": "d", "answer": "1"}])
+    with router.counted_apart() as apart:
+        assert router.score(["x", "y"], [{"domain": "d", "answer": "1"}] * 2) == [0.0, 0.0]
+    assert apart == {"d": 2}
+    assert router.metrics()["reward/d/errors"] == 1  # only the failure scored outside the block

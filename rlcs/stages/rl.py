@@ -25,7 +25,7 @@ from rlcs.chat import render_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
-from rlcs.evaluate import example_messages, generate_greedy, score_eval, score_table
+from rlcs.evaluate import example_messages, generate_greedy, metrics_from_records, score_eval
 from rlcs.guards import NonFiniteLoss, Preemption
 from rlcs.metrics import MetricsLogger, progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
@@ -325,16 +325,10 @@ def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe
         completions = [c for i in range(0, len(prompts), chunk)
                        for c in engine.generate(prompts[i:i + chunk], n, params)]
         sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
-    # Verifier failures on held-out items are the eval's, not the training reward's: counted apart.
-    training_counts = router.errors.copy(), router.timeouts.copy()
-    _, records = score_eval(mine, greedy, router.score, sampled)
-    failures = sum((router.errors - training_counts[0]).values()) + sum((router.timeouts - training_counts[1]).values())
-    router.errors, router.timeouts = training_counts
-    records, failures = gather_object(records[:counted]), sum(gather_object([failures]))
-    metrics = score_table(records, [r["score"] for r in records], "accuracy")
-    metrics.update(score_table(records, [float(r["exact"]) for r in records], "exact"))
-    if n:
-        metrics.update(score_table(records, [r["pass@1"] for r in records], "pass@1"))
+    with router.counted_apart() as failures:  # held-out failures are the eval's, not the training reward's
+        _, records = score_eval(mine, greedy, router.score, sampled)
+    records, failures = gather_object(records[:counted]), sum(gather_object([sum(failures.values())]))
+    metrics = metrics_from_records(records)
     metrics["eval/examples"] = len(records)
     metrics["eval/verifier_failures"] = failures
     logger.log(metrics, step)
