@@ -19,14 +19,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
 from rewards.extract import extract_answer
 from rlcs.chat import render_prompt
 from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
-from rlcs.rl.rollout import stop_ids
 
 Scorer = Callable[[Sequence[str], Sequence[dict]], list[float]]
 
@@ -35,29 +31,6 @@ def example_messages(example: dict) -> list[dict]:
     if "messages" in example:
         return [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
     return [{"role": "user", "content": example["prompt"]}]
-
-
-@torch.no_grad()
-def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-                    show_progress: bool = True) -> list[str]:
-    """Left-padded batched greedy decoding; prompts are batched by length, results keep input order."""
-    tokenizer.padding_side = "left"
-    stops = stop_ids(tokenizer)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    completions: list[str] = [""] * len(prompts)
-    model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc="eval", disable=not show_progress):
-        indices = order[start:start + batch_size]
-        batch = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(model.device)
-        output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
-                                pad_token_id=tokenizer.pad_token_id)
-        for row, index in enumerate(indices):
-            tokens = output[row, batch["input_ids"].shape[1]:].tolist()
-            cut = next((k for k, t in enumerate(tokens) if t in (tokenizer.eos_token_id, tokenizer.pad_token_id)),
-                       len(tokens))
-            completions[index] = tokenizer.decode(tokens[:cut], skip_special_tokens=False)
-    return completions
 
 
 def is_exact(completion: str, answer) -> bool:
@@ -120,9 +93,12 @@ def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer |
 def evaluate(model, tokenizer, examples: list[dict], max_new_tokens: int = 320, batch_size: int = 64,
              show_progress: bool = True, scorer: Scorer | None = None) -> tuple[dict[str, float], list[dict]]:
     """Greedy evaluation of one model in this process (no sampling)."""
+    from rlcs.engine import HFEngine, greedy
+
     prompts = [render_prompt(tokenizer, example_messages(example)) for example in examples]
-    completions = generate_greedy(model, tokenizer, prompts, max_new_tokens, batch_size, show_progress)
-    return score_eval(examples, completions, scorer)
+    engine = HFEngine(model, tokenizer, max_rows=batch_size)
+    completions = engine.generate(prompts, 1, greedy(max_new_tokens), progress="eval" if show_progress else None)
+    return score_eval(examples, [c.text for c in completions], scorer)
 
 
 def format_table(metrics: dict[str, float], name: str = "accuracy") -> str:

@@ -19,9 +19,9 @@ from rewards.router import RewardRouter
 from rlcs.chat import render_prompt
 from rlcs.config import ModelConfig, RLRecipe, load_recipe, validate_recipe
 from rlcs.data import load_examples, write_jsonl
+from rlcs.engine import HFEngine, SamplingParams
 from rlcs.evaluate import example_messages
 from rlcs.metrics import progress_bar
-from rlcs.rl.rollout import HFEngine, SamplingParams
 from rlcs.runtime import load_model, load_tokenizer
 
 

@@ -17,30 +17,32 @@ class NonFiniteLoss(RuntimeError):
     """Too many non-finite losses in a row; a final checkpoint was written before raising."""
 
 
-def finite_or_zeroed(accelerator, loss: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """(loss to back-propagate, skipped). When any process's loss is NaN or infinite, every process
-    back-propagates a zero instead, so the micro-batch contributes no gradient and the collectives
-    stay aligned."""
+def any_process_nonfinite(accelerator, loss: torch.Tensor) -> bool:
     bad = torch.tensor([0.0 if torch.isfinite(loss).all() else 1.0], device=loss.device)
-    if accelerator.reduce(bad, reduction="sum").item() == 0:
-        return loss, False
-    return torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss)) * 0.0, True
+    return accelerator.reduce(bad, reduction="sum").item() > 0
 
 
 class NonFiniteGuard:
-    """Per accumulation window: a non-finite loss is zeroed (``check``) and the window then makes no
-    update (``step``). DeepSpeed's engine steps inside ``backward``, so under DeepSpeed the bad
-    micro-batch only contributes a zero gradient."""
+    """Per accumulation window. When any process's loss is NaN or infinite, every process
+    back-propagates, in place of its loss, an exact zero computed through the model on a one-token
+    input (``check``). Zero times the bad loss would not do: when the overflow is inside the graph
+    its gradients are 0 * inf = NaN. So the bad micro-batch contributes a zero gradient, every
+    process still runs one backward (ZeRO-3 collectives stay aligned), and the window then makes
+    no update (``step``). DeepSpeed's engine steps inside ``backward``, so under DeepSpeed the
+    window's other micro-batches still update."""
 
-    def __init__(self, accelerator):
-        self.accelerator = accelerator
+    def __init__(self, accelerator, model):
+        self.accelerator, self.model = accelerator, model
         self.engine_steps_itself = accelerator.distributed_type == DistributedType.DEEPSPEED
         self.window_skipped = False
 
     def check(self, loss: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        loss, skipped = finite_or_zeroed(self.accelerator, loss)
-        self.window_skipped |= skipped
-        return loss, skipped
+        """(loss to back-propagate, skipped)."""
+        if not any_process_nonfinite(self.accelerator, loss):
+            return loss, False
+        self.window_skipped = True
+        token = torch.zeros((1, 1), dtype=torch.long, device=self.accelerator.device)
+        return self.model(input_ids=token, use_cache=False).logits.float().sum() * 0.0, True
 
     def step(self, optimizer) -> None:
         """``optimizer.step()`` and ``zero_grad()``, except at the end of a window that had a non-finite loss."""

@@ -78,7 +78,7 @@ def train_causal_lm(
     model.train()
     window = _new_window()
     grad_norm, skipped_in_row = None, 0
-    guard = NonFiniteGuard(accelerator)
+    guard = NonFiniteGuard(accelerator, model)
     preemption = Preemption()
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)

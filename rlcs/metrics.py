@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 class MetricsLogger:
     """``resume_step``: continuing a run; rows logged after that step (by the interrupted run, past its
-    last checkpoint) are dropped so no step appears twice, and the wandb run ``run_id`` continues."""
+    last checkpoint) are dropped so no step appears twice, and the wandb run ``run_id`` is rewound to
+    that step and continues (wandb's ``resume_from``)."""
 
     def __init__(self, accelerator: Accelerator, recipe: BaseModel, stage: str, resume_step: int | None = None,
                  run_id: str | None = None):
@@ -32,8 +33,10 @@ class MetricsLogger:
             truncate_after(self.path, resume_step)
         if recipe.logging.wandb:
             wandb_kwargs = {"dir": recipe.output_dir, "name": recipe.logging.run_name, "job_type": stage}
-            if run_id:
-                wandb_kwargs.update(id=run_id, resume="allow")
+            if run_id and resume_step is not None:
+                # Rewind the run to the checkpoint: the steps the crashed run logged past it are dropped
+                # on the server, as they were from metrics.jsonl, so the re-logged steps are accepted.
+                wandb_kwargs["resume_from"] = f"{run_id}?_step={resume_step}"
             accelerator.init_trackers(recipe.logging.project, config={"stage": stage, **recipe.model_dump(mode="json")},
                                       init_kwargs={"wandb": wandb_kwargs})
             self.run_id = accelerator.get_tracker("wandb", unwrap=True).id

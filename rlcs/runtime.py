@@ -75,7 +75,13 @@ def load_model(config: ModelConfig) -> PreTrainedModel:
         trust_remote_code=config.trust_remote_code,
     )
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # Non-reentrant: gradients reach every parameter even when the inputs need none (frozen
+        # embeddings, adapters). transformers 5 renamed the method; 4.x has only the old name.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 

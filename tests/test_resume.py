@@ -185,3 +185,32 @@ def test_resumed_sft_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_p
               for n in ("straight", "resumed")}
     assert [step for step, _ in losses["resumed"]] == [1, 2, 3, 4, 5, 6]  # step 3 redone, logged once
     assert losses["resumed"] == losses["straight"]  # the same batches in the same order, bit for bit
+
+
+def test_a_resumed_run_rewinds_its_wandb_run_to_the_checkpoint(tmp_path, monkeypatch):
+    """After a crash the wandb run holds steps past the checkpoint; the resumed run is rewound to the
+    checkpoint's step (offline here: the branch point is recorded and logging continues right after it)."""
+    pytest.importorskip("wandb")
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from rlcs.metrics import MetricsLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    recipe = SimpleNamespace(output_dir=str(tmp_path), logging=SimpleNamespace(wandb=True, project="rlcs-test",
+                                                                                run_name=None),
+                             model_dump=lambda mode: {})
+    first = MetricsLogger(Accelerator(cpu=True, log_with="wandb"), recipe, "rl")
+    for step in range(1, 6):
+        first.log({"reward/mean": 0.1 * step}, step)
+    first.close()  # the crash: steps 4 and 5 were logged after the checkpoint at step 3
+
+    resumed = MetricsLogger(Accelerator(cpu=True, log_with="wandb"), recipe, "rl", resume_step=3, run_id=first.run_id)
+    run = resumed.accelerator.get_tracker("wandb", unwrap=True)
+    assert resumed.run_id == first.run_id
+    assert run.starting_step == 4
+    resumed.log({"reward/mean": 0.4}, 4)
+    resumed.close()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4]

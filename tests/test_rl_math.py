@@ -119,3 +119,70 @@ def test_token_logprobs_are_taken_at_the_sampling_temperature():
         expected = torch.log_softmax(logits[0, :2] / temperature, dim=-1)[[0, 1], [1, 2]]
         assert torch.allclose(logp[0], expected)
     assert not torch.allclose(token_logprobs(model, batch, temperature=0.5)[0], token_logprobs(model, batch)[0])
+
+
+def test_token_aggregation_is_the_token_mean_of_the_whole_batch_across_micro_batches(micro_model_dir):
+    """DAPO's token mean: with two micro-batches of very different lengths, the update must equal the
+    gradient of (sum of all token losses) / (all tokens), not the mean of the two micro-batch means."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from rlcs.config import PolicyConfig
+    from rlcs.engine import Completion
+    from rlcs.rl.policy import build_batch, policy_update, token_logprobs
+
+    torch.manual_seed(0)
+    completions = [Completion(0, prompt, tokens, [1] * len(tokens)) for prompt, tokens in
+                   [([5, 6, 7], [8]), ([5, 6, 7], [9]), ([5, 6], list(range(10, 22))), ([5, 6], list(range(30, 40)))]]
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    batch = build_batch(completions, advantages, pad_id=0, device=torch.device("cpu"))
+
+    reference = AutoModelForCausalLM.from_pretrained(micro_model_dir).float()
+    logp, _ = token_logprobs(reference, batch)
+    expected_loss, _ = clipped_policy_loss(logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation="token")
+    expected_loss.backward()
+    expected = {name: p.grad.clone() for name, p in reference.named_parameters() if p.grad is not None}
+
+    accelerator = Accelerator(cpu=True)
+    accelerator.gradient_accumulation_steps = 2
+    model = AutoModelForCausalLM.from_pretrained(micro_model_dir).float()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    model, optimizer = accelerator.prepare(model, torch.optim.SGD(model.parameters(), lr=1.0))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    config = PolicyConfig(aggregation="token")
+    policy_update(accelerator, model, optimizer, scheduler, batch, config, micro_batch_size=2, max_new_tokens=16,
+                  max_grad_norm=1e9, generator=torch.Generator().manual_seed(0))
+    # Plain SGD with lr 1: the parameter change is minus the accumulated gradient. The shuffled order
+    # puts the micro-batches together in any order; the token mean does not depend on it.
+    for name, param in accelerator.unwrap_model(model).named_parameters():
+        if name in expected:
+            assert torch.allclose(before[name] - param.detach(), expected[name], atol=1e-6), name
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients_and_keeps_fewer_activations(micro_model_dir):
+    """``model.gradient_checkpointing: true`` (every stage loads its model through ``load_model``): the
+    same loss and gradients, and far fewer bytes kept for the backward pass (activation memory)."""
+    from rlcs.config import ModelConfig
+    from rlcs.runtime import load_model
+
+    ids = torch.randint(5, 300, (2, 64), generator=torch.Generator().manual_seed(0))
+
+    def loss_grads_and_saved_bytes(checkpointing: bool):
+        model = load_model(ModelConfig(path=str(micro_model_dir), gradient_checkpointing=checkpointing)).train()
+        saved = []
+
+        def pack(tensor):
+            saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        return loss.item(), {n: p.grad for n, p in model.named_parameters()}, sum(saved)
+
+    plain_loss, plain_grads, plain_bytes = loss_grads_and_saved_bytes(False)
+    ckpt_loss, ckpt_grads, ckpt_bytes = loss_grads_and_saved_bytes(True)
+    assert ckpt_loss == pytest.approx(plain_loss, rel=1e-6)
+    assert all(g is not None for g in ckpt_grads.values())
+    assert all(torch.allclose(plain_grads[n], ckpt_grads[n], atol=1e-6) for n in plain_grads)
+    assert ckpt_bytes < 0.6 * plain_bytes, (ckpt_bytes, plain_bytes)

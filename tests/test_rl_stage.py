@@ -103,7 +103,7 @@ def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
           f"data.train={choice_task / 'rl.jsonl'}", f"data.eval={choice_task / 'rl.jsonl'}",
           # 7 held-out items over 2 processes: uneven shares, each also sampled twice for pass@1
           "train.eval_max_examples=7", "train.eval_samples=2", "train.steps=3", "train.micro_batch_size=8",
-          "sampler.name=rlcs",
+          "sampler.name=rlcs", "rl.kl_coef=0.1",  # the reference model is a ZeRO-3 engine of its own
           *RL_ARGS[:-1]],
          launcher=launcher)
     info = json.loads((out / "run_info.json").read_text())
@@ -120,6 +120,8 @@ def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
     evals = [r for r in rows if "eval/accuracy" in r]
     assert [r["step"] for r in evals] == [0, 3]
     assert all(r["eval/examples"] == 7 and 0 <= r["eval/pass@1"] <= 1 for r in evals)
+    kl = [r["train/kl_ref"] for r in rows if "train/kl_ref" in r]
+    assert len(kl) == 3 and all(math.isfinite(k) and k >= 0 for k in kl) and kl[-1] > 0
 
 
 def test_off_policy_epochs_mini_batches_and_kl_reference(choice_task):

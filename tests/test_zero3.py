@@ -74,3 +74,22 @@ def test_zero3_checkpoint_holds_deepspeed_shards_and_resumes(tmp_path, micro_mod
     assert steps == [1, 2, 3, 4, 5]  # step 3 was redone after resuming from step 2, and logged once
     events = [json.loads(line)["event"] for line in (out / "checkpoints/timings.jsonl").read_text().splitlines()]
     assert events.count("resume") == 1
+
+
+def test_zero3_generation_hooks_and_nonfinite_guard(tmp_path, micro_model_dir):
+    """tests/probes/zero3_probe.py under 2 ZeRO-3 processes with uneven work (see its docstring)."""
+    out = tmp_path / "probe.json"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29535",
+               str(REPO / "tests/probes/zero3_probe.py"), str(micro_model_dir), str(out)]
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    ranks = json.loads(out.read_text())
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert all(r["greedy_matches"] for r in ranks)
+    assert ranks[0]["forced"] == 3 and ranks[1]["forced"] == 0  # process 1 joined every call with nothing to do
+    for r in ranks:
+        assert r["loss_after_generation"] == pytest.approx(r["expected_loss"], rel=1e-5)
+    assert [r["guard_skipped"] for r in ranks] == [1, 1]  # the decision is collective
+    assert all(r["finite"] and r["changed"] and r["deepspeed_skipped_steps"] == 0 for r in ranks)

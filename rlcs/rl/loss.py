@@ -10,7 +10,12 @@ huge ratio on a bad token cannot dominate a batch.
 Aggregation over a batch of completions (``mask`` marks completion tokens):
 - ``per_sample``: token mean within each completion, then mean over completions
   (the paper's default, found more stable);
-- ``token``: mean over all tokens of the batch (DAPO);
+- ``token``: mean over all tokens of the batch (DAPO). A batch is split into
+  micro-batches and processes whose gradients are averaged, so the loop passes
+  ``token_normalizer``: the batch's token count divided by the number of
+  micro-batch losses averaged. Each micro-batch then contributes its token sum
+  over that, and the average of those is the token mean of the whole batch
+  (without it, the mean of per-micro-batch means is TRL's ``bnpo``);
 - ``seq_sum_norm``: token sum per completion divided by a constant
   ``max_tokens``, then mean over completions (Dr.GRPO, no length bias).
 """
@@ -32,13 +37,16 @@ class LossStats:
     approx_kl: float
 
 
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: Aggregation, max_tokens: int | None = None):
-    """Reduce a ``[batch, T]`` per-token quantity to a scalar by the given mode."""
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: Aggregation, max_tokens: int | None = None,
+              token_normalizer: float | None = None):
+    """Reduce a ``[batch, T]`` per-token quantity to a scalar by the given mode. ``token_normalizer``
+    (``token`` mode only) replaces this micro-batch's own token count as the divisor."""
     mask = mask.to(per_token.dtype)
     if mode == "per_sample":
         return ((per_token * mask).sum(-1) / mask.sum(-1).clamp_min(1)).mean()
     if mode == "token":
-        return (per_token * mask).sum() / mask.sum().clamp_min(1)
+        divisor = token_normalizer if token_normalizer is not None else mask.sum().clamp_min(1)
+        return (per_token * mask).sum() / divisor
     if mode == "seq_sum_norm":
         if not max_tokens:
             raise ValueError("seq_sum_norm needs max_tokens (the generation length limit)")
@@ -56,6 +64,7 @@ def clipped_policy_loss(
     dual_clip: float | None = None,
     aggregation: Aggregation = "per_sample",
     max_tokens: int | None = None,
+    token_normalizer: float | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
     """``logprobs``/``old_logprobs``/``mask``: ``[batch, T]``; ``advantages``: ``[batch]``."""
     log_ratio = logprobs - old_logprobs
@@ -66,7 +75,7 @@ def clipped_policy_loss(
         if dual_clip <= 1:
             raise ValueError("dual_clip must be > 1")
         objective = torch.where(adv < 0, torch.maximum(objective, dual_clip * adv), objective)
-    loss = aggregate(-objective, mask, aggregation, max_tokens)
+    loss = aggregate(-objective, mask, aggregation, max_tokens, token_normalizer)
 
     with torch.no_grad():
         valid = mask.bool()

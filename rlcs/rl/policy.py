@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from rlcs.config import PolicyConfig
+from rlcs.engine import Completion
 from rlcs.guards import NonFiniteGuard
 from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
-from rlcs.rl.rollout import Completion
 
 
 @dataclass
@@ -85,11 +85,13 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
               "kl_ref": 0.0}
     micro_steps, grad_norms, nonfinite = 0, [], 0
-    guard = NonFiniteGuard(accelerator)
+    guard = NonFiniteGuard(accelerator, model)
     for _epoch in range(config.ppo_epochs):
         order = torch.randperm(n, generator=generator).to(batch.input_ids.device)
         for start in range(0, mini_size * config.mini_batches, mini_size):
             mini = order[start:start + mini_size]
+            token_mean = config.aggregation == "token"
+            normalizer = _token_normalizer(accelerator, batch.loss_mask[mini]) if token_mean else None
             for m in range(0, mini_size, micro_batch_size):
                 index = mini[m:m + micro_batch_size]
                 micro = batch.rows(index)
@@ -99,11 +101,11 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                     old = old_logp[index] if old_logp is not None else logp.detach()
                     loss, stats = clipped_policy_loss(
                         logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,
-                        config.dual_clip, config.aggregation, max_new_tokens,
+                        config.dual_clip, config.aggregation, max_new_tokens, normalizer,
                     )
                     if ref_logp is not None:
                         kl = aggregate(kl_k3(logp, ref_logp[index]), micro.loss_mask, config.aggregation,
-                                       max_new_tokens)
+                                       max_new_tokens, normalizer)
                         loss = loss + config.kl_coef * kl
                         totals["kl_ref"] += float(kl)
                     mean_entropy = aggregate(entropy, micro.loss_mask, "token")
@@ -131,3 +133,12 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
     metrics["train/nonfinite_skipped"] = nonfinite
     return metrics
+
+
+def _token_normalizer(accelerator, mini_batch_mask: torch.Tensor) -> float:
+    """DAPO's token mean over a mini-batch that spans micro-batches and processes: its token count on all
+    processes, divided by the number of micro-batch losses whose gradients get averaged (accumulation
+    steps times processes), so the averaged gradient is that of (sum of token losses) / (token count)."""
+    tokens = accelerator.reduce(mini_batch_mask.sum().reshape(1).double(), reduction="sum").item()
+    averaged = accelerator.gradient_accumulation_steps * accelerator.num_processes
+    return max(tokens, 1.0) / averaged

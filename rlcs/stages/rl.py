@@ -9,32 +9,32 @@ gathered outcomes), rolls out its share, and trains on its share.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
 
 from rewards.router import RewardRouter
-from rlcs.chat import render_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
-from rlcs.evaluate import example_messages, generate_greedy, metrics_from_records, score_eval
+from rlcs.engine import HFEngine, SamplingParams, greedy
+from rlcs.evaluate import metrics_from_records, score_eval
 from rlcs.guards import NonFiniteLoss, Preemption
 from rlcs.metrics import MetricsLogger, progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.resume import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from rlcs.rl.advantages import group_advantages
 from rlcs.rl.policy import build_batch, policy_update
-from rlcs.rl.rollout import Completion, HFEngine, SamplingParams, gathered_for_generation
+from rlcs.rl.rollout import Group, prompt_text, rollout_round
 from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
 from rlcs.sampling import GroupOutcome, build_sampler, state_digest
+from rlcs.zero3 import reference_model
 
 
 def run(recipe: RLRecipe) -> Path:
@@ -55,11 +55,9 @@ def run(recipe: RLRecipe) -> Path:
     sampler = build_sampler(recipe.sampler, examples, G, recipe.seed)
     tokenizer = load_tokenizer(recipe.model)
     policy = load_model(recipe.model)
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
     optimizer = build_optimizer(policy, recipe.optim)
     policy, optimizer = accelerator.prepare(policy, optimizer)
-    if ref_model is not None:
-        ref_model = ref_model.to(accelerator.device)
+    ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
     engine = HFEngine(policy, tokenizer, accelerator)
@@ -79,7 +77,7 @@ def run(recipe: RLRecipe) -> Path:
                            run_id=state.wandb_run_id)
     state.wandb_run_id = logger.run_id
     if checkpoint is None:
-        _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step=0)
+        _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step=0)
 
     def checkpoint_now() -> None:
         save_checkpoint(accelerator, output_dir, state, policy, tokenizer, recipe.train.keep_checkpoints)
@@ -94,8 +92,8 @@ def run(recipe: RLRecipe) -> Path:
         outcomes: list[GroupOutcome] = []  # every process's outcomes, in the same order everywhere
         count, reward_seconds = _multiple_of(sampler.rollout_count(cfg.batch_size), world), 0.0
         while count:  # pick -> generate G each -> score; DAPO asks for more rounds
-            new_groups, seconds = _rollout_round(sampler.pick(count), len(outcomes), engine, router, tokenizer,
-                                                 sampling, G, rank, world)
+            new_groups, seconds = rollout_round(sampler.pick(count), len(outcomes), engine, router, tokenizer,
+                                                sampling, G, rank, world)
             outcomes += gather_object([g.outcome(cfg.pass_threshold) for g in new_groups])
             groups += new_groups
             reward_seconds += seconds
@@ -113,6 +111,7 @@ def run(recipe: RLRecipe) -> Path:
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
                                       recipe.optim.max_grad_norm, generator, ref_model, sampling.temperature)
+        engine.sync_weights()
         timings = {"time/rollout_s": rollout_done - started - reward_seconds, "time/reward_s": reward_seconds,
                    "time/train_s": time.time() - rollout_done, "total": time.time() - started}
         state.step = step
@@ -135,7 +134,7 @@ def run(recipe: RLRecipe) -> Path:
             _log_extremes(accelerator, recipe, sampler, step)
         if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
                 and not out_of_budget):
-            _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step)
+            _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step)
         if skipped_in_row >= recipe.train.max_nonfinite_in_row:
             checkpoint_now()
             raise NonFiniteLoss(f"[rl] non-finite losses in {skipped_in_row} steps in a row at step {step}; "
@@ -155,41 +154,13 @@ def run(recipe: RLRecipe) -> Path:
 
     progress.close()
     preemption.restore()
-    _log_eval(accelerator, policy, engine, tokenizer, eval_examples, recipe, router, sampling, logger, last_step)
+    _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, last_step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
     final = save_model(accelerator, policy, tokenizer, output_dir / "model",
                        extra={"step": last_step, "stage": "rl", "rollouts": state.rollouts_spent})
     router.close()
     logger.close()
     return final
-
-
-@dataclass
-class Group:
-    """One example's G completions on this process, with its position in the step's outcome list."""
-
-    position: int
-    example: dict
-    completions: list[Completion]
-    rewards: list[float]
-
-    def outcome(self, pass_threshold: float) -> GroupOutcome:
-        passes = sum(r >= pass_threshold for r in self.rewards)
-        return GroupOutcome(self.example["id"], self.example["domain"], list(self.rewards), passes)
-
-
-def _rollout_round(picked: list[dict], offset: int, engine, router, tokenizer, sampling, G: int, rank: int,
-                   world: int) -> tuple[list[Group], float]:
-    """Roll out this process's share of ``picked`` and score it; ``offset`` is the number of groups
-    earlier rounds of this step produced (across processes), so positions are global."""
-    mine = picked[rank::world]
-    completions = engine.generate([_prompt(tokenizer, e) for e in mine], G, sampling)
-    scoring_started = time.time()
-    scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
-    seconds = time.time() - scoring_started
-    groups = [Group(offset + rank * len(mine) + j, e, completions[j * G:(j + 1) * G], scores[j * G:(j + 1) * G])
-              for j, e in enumerate(mine)]
-    return groups, seconds
 
 
 def _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics, timings, lr: float,
@@ -240,10 +211,6 @@ def _check_batch_shape(recipe: RLRecipe, world: int) -> int:
         raise ValueError(f"a mini-batch of {mini} sequences per process does not split into "
                          f"train.micro_batch_size={recipe.train.micro_batch_size}")
     return mini // recipe.train.micro_batch_size
-
-
-def _prompt(tokenizer, example: dict) -> str:
-    return render_prompt(tokenizer, example_messages(example))
 
 
 def _eval_subset(recipe: RLRecipe) -> list[dict]:
@@ -303,7 +270,7 @@ def _check_ranks_agree(accelerator, sampler, step: int) -> None:
 
 
 @torch.no_grad()
-def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe, router, sampling, logger,
+def _log_eval(accelerator, engine, tokenizer, examples, recipe: RLRecipe, router, sampling, logger,
               step: int) -> None:
     """Held-out scores (evaluate.py): greedy scored by the verifiers and by exact match, and pass@1 of
     ``eval_samples`` completions at the rollout temperature. Every process takes an equal share (padded
@@ -311,22 +278,16 @@ def _log_eval(accelerator, policy, engine, tokenizer, examples, recipe: RLRecipe
     if not examples:
         return
     mine, counted = equal_share(examples, accelerator.process_index, accelerator.num_processes)
-    prompts = [_prompt(tokenizer, e) for e in mine]
-    with gathered_for_generation(policy, accelerator) as model:
-        was_training = model.training
-        greedy = generate_greedy(model, tokenizer, prompts, recipe.train.eval_max_new_tokens, batch_size=64,
-                                 show_progress=False)
-        model.train(was_training)
+    prompts = [prompt_text(tokenizer, e) for e in mine]
+    max_new_tokens = recipe.train.eval_max_new_tokens
+    greedy_texts = [c.text for c in engine.generate(prompts, 1, greedy(max_new_tokens))]
     sampled = None
     n = recipe.train.eval_samples
     if n:
-        params = replace(sampling, max_new_tokens=recipe.train.eval_max_new_tokens)
-        chunk = max(1, 64 // n)  # prompts per generate call; shares are equal, so are the call counts
-        completions = [c for i in range(0, len(prompts), chunk)
-                       for c in engine.generate(prompts[i:i + chunk], n, params)]
+        completions = engine.generate(prompts, n, replace(sampling, max_new_tokens=max_new_tokens))
         sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
     with router.counted_apart() as failures:  # held-out failures are the eval's, not the training reward's
-        _, records = score_eval(mine, greedy, router.score, sampled)
+        _, records = score_eval(mine, greedy_texts, router.score, sampled)
     records, failures = gather_object(records[:counted]), sum(gather_object([sum(failures.values())]))
     metrics = metrics_from_records(records)
     metrics["eval/examples"] = len(records)

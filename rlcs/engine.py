@@ -1,0 +1,230 @@
+"""Token generation: the one engine that rollouts, force answering, held-out eval and grading share.
+
+An engine turns prompts into ``Completion`` records under ``SamplingParams``
+(``temperature: 0`` is greedy). ``HFEngine`` runs Hugging Face ``generate`` on
+the training model itself; a vLLM or SGLang engine implements the same two
+methods, ``sync_weights()`` (push the policy's new weights to the inference
+server after an optimizer step; nothing to do for ``HFEngine``) and
+``generate(prompts, n, params)``.
+
+Force answering (GLM-4.1V-Thinking): a completion that spends its whole thinking
+budget without closing ``</think>`` gets ``</think><answer>`` appended and a
+short answer budget, so it is scored on an answer rather than on a truncation.
+The inserted tokens are context, not policy output: their loss mask is 0.
+
+Several processes: under ZeRO-3 every ``generate`` call is a collective (each
+decoding step syncs across processes), so every process must make the same
+number of calls. The engine makes the number of calls the largest any process
+needs, a process with fewer rows running throw-away ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from transformers import GenerationConfig
+
+from rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
+from rlcs.zero3 import generation_weights, is_zero3
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 256  # thinking budget + answer budget
+    answer_budget: int = 32  # tokens reserved for the answer after a forced </think>
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0  # the paper found lower top-p garbles output over time
+    top_k: int = 0  # 0: off
+    force_answer: bool = True
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def greedy(max_new_tokens: int) -> SamplingParams:
+    """Greedy decoding without force answering: what held-out accuracy measures."""
+    return SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, force_answer=False)
+
+
+@dataclass
+class Completion:
+    prompt_index: int
+    prompt_ids: list[int]
+    token_ids: list[int]  # everything after the prompt, forced tokens included
+    loss_mask: list[int]  # 1 where the policy chose the token
+    text: str = ""
+    truncated: bool = False  # ended without a stop
+    forced: bool = False  # </think><answer> was inserted
+    extra: dict = field(default_factory=dict)
+
+
+class GenerationEngine(Protocol):
+    def sync_weights(self) -> None:
+        """Make the next ``generate`` use the policy's current weights."""
+
+    def generate(self, prompts: list[str], n: int, params: SamplingParams,
+                 progress: str | None = None) -> list[Completion]:
+        """``n`` completions per prompt, grouped by prompt in prompt order."""
+
+
+def stop_ids(tokenizer, generation_config: GenerationConfig | None = None) -> list[int]:
+    """Every end-of-sequence id (the tokenizer's and all of a checkpoint's ``eos_token_id`` list) and
+    ``</answer>`` where it is one token."""
+    ids = [tokenizer.eos_token_id]
+    eos = getattr(generation_config, "eos_token_id", None)
+    ids += eos if isinstance(eos, list) else [eos]
+    answer_close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
+    if isinstance(answer_close, int) and answer_close != tokenizer.unk_token_id:
+        ids.append(answer_close)
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+class HFEngine:
+    """``max_rows``: sequences per ``generate`` call (prompts are sorted by length and chunked), which
+    bounds the KV cache of one call."""
+
+    def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
+        self.model, self.tokenizer, self.accelerator, self.max_rows = model, tokenizer, accelerator, max_rows
+        self.stops = stop_ids(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
+        self.answer_close_is_one_token = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE) in self.stops
+        self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
+
+    def sync_weights(self) -> None:
+        """Generation runs on the training model's own parameters: nothing to copy."""
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], n: int, params: SamplingParams,
+                 progress: str | None = None) -> list[Completion]:
+        prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        requests = [(index, ids) for index, ids in enumerate(prompt_ids) for _ in range(n)]
+        think_budget = params.max_new_tokens - (params.answer_budget if params.force_answer else 0)
+        with generation_weights(self.model, self.accelerator) as model:
+            was_training = model.training
+            model.eval()
+            first = self._generate_all(model, [ids for _, ids in requests], think_budget, params, progress)
+            completions = [Completion(index, ids, tokens, [1] * len(tokens)) for (index, ids), tokens in
+                           zip(requests, first)]
+            if params.force_answer:
+                self._force_answers(model, completions, params)
+            model.train(was_training)
+        for completion in completions:
+            completion.text = self.tokenizer.decode(completion.token_ids, skip_special_tokens=False)
+            completion.truncated = not self._finished(completion.token_ids, completion.text)
+        return completions
+
+    def _force_answers(self, model, completions: list[Completion], params: SamplingParams) -> None:
+        stuck = [c for c in completions if not self._finished(c.token_ids)]
+        # </think> is looked for in the text: a checkpoint's tokenizer may spell it in several tokens.
+        stuck = [c for c in stuck if THINK_CLOSE not in self.tokenizer.decode(c.token_ids)]
+        contexts = [c.prompt_ids + c.token_ids + self.force_ids for c in stuck]
+        answers = self._generate_all(model, contexts, params.answer_budget, params)
+        for completion, answer in zip(stuck, answers):
+            completion.token_ids += self.force_ids + answer
+            completion.loss_mask += [0] * len(self.force_ids) + [1] * len(answer)
+            completion.forced = True
+
+    def _generate_all(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams,
+                      progress: str | None = None) -> list[list[int]]:
+        """New tokens per context, in chunks of at most ``max_rows`` contexts of similar length; as many
+        ``generate`` calls as the process that needs the most (the others run a throw-away row)."""
+        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
+        chunks = [order[i:i + self.max_rows] for i in range(0, len(order), self.max_rows)]
+        calls = self._most_over_processes(len(chunks))
+        results: list[list[int]] = [[] for _ in contexts]
+        for call in _progress(range(calls), progress, self._is_main()):
+            if call >= len(chunks):
+                self._sample(model, [list(self.force_ids)], max_new_tokens, params)
+                continue
+            for index, tokens in zip(chunks[call], self._sample(model, [contexts[i] for i in chunks[call]],
+                                                                max_new_tokens, params)):
+                results[index] = tokens
+        return results
+
+    def _sample(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams):
+        """New tokens per context, cut after the first stop (kept) and without padding."""
+        pad = self.tokenizer.pad_token_id
+        width = max(len(c) for c in contexts)
+        device = model.device
+        input_ids = torch.tensor([[pad] * (width - len(c)) + c for c in contexts], device=device)
+        attention = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=device)
+        config = self._generation_config(max_new_tokens, params)
+        extra = {} if self.answer_close_is_one_token else {"tokenizer": self.tokenizer}
+        with _only_this_config(model, config):
+            output = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
+                                    synced_gpus=self._processes() > 1 and is_zero3(self.accelerator), **extra)
+        return [self._cut(row) for row in output[:, width:].tolist()]
+
+    def _generation_config(self, max_new_tokens: int, params: SamplingParams) -> GenerationConfig:
+        """Built from the params alone: nothing (repetition_penalty, a hub top_k, ...) is inherited from
+        the checkpoint's ``generation_config``. Fields left unset would be filled from it or from
+        transformers' defaults (top_k=50), so the neutral values are spelled out."""
+        sampling = ({"temperature": 1.0, "top_p": 1.0, "top_k": 0} if params.greedy else
+                    {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k})
+        stop_strings = None if self.answer_close_is_one_token else [ANSWER_CLOSE]
+        return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not params.greedy, num_beams=1,
+                                repetition_penalty=1.0, no_repeat_ngram_size=0, length_penalty=1.0,
+                                eos_token_id=self.stops, pad_token_id=self.tokenizer.pad_token_id,
+                                stop_strings=stop_strings, **sampling)
+
+    def _cut(self, row: list[int]) -> list[int]:
+        end = next((k + 1 for k, t in enumerate(row) if t in self.stops), len(row))
+        row = row[:end]
+        if not self.answer_close_is_one_token and ANSWER_CLOSE in self.tokenizer.decode(row):
+            # the shortest prefix that spells </answer> (containing it only grows with the prefix)
+            low, high = 1, len(row)
+            while low < high:
+                middle = (low + high) // 2
+                if ANSWER_CLOSE in self.tokenizer.decode(row[:middle]):
+                    high = middle
+                else:
+                    low = middle + 1
+            row = row[:low]
+        return row
+
+    def _finished(self, token_ids: list[int], text: str | None = None) -> bool:
+        if token_ids and token_ids[-1] in self.stops:
+            return True
+        if self.answer_close_is_one_token:
+            return False
+        text = self.tokenizer.decode(token_ids) if text is None else text
+        return text.endswith(ANSWER_CLOSE)
+
+    def _processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator is not None else 1
+
+    def _is_main(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_local_main_process
+
+    def _most_over_processes(self, count: int) -> int:
+        if self._processes() == 1:
+            return count
+        counts = self.accelerator.gather(torch.tensor([count], device=self.accelerator.device))
+        return int(counts.max().item())
+
+
+def _unwrapped(model, accelerator):
+    return accelerator.unwrap_model(model) if accelerator is not None else model
+
+
+@contextlib.contextmanager
+def _only_this_config(model, config: GenerationConfig):
+    """``generate`` fills a passed config's unset fields from ``model.generation_config``; with the
+    model's own config swapped for this one for the call, nothing else leaks in."""
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _progress(calls, desc: str | None, enabled: bool):
+    if desc is None or len(calls) <= 1:
+        return calls
+    from tqdm.auto import tqdm
+
+    return tqdm(calls, desc=desc, disable=not enabled)

@@ -1,0 +1,101 @@
+"""ZeRO-3 specifics: whole-model weights for generation, and a frozen reference model.
+
+Generation under ZeRO-3. DeepSpeed's module hooks fetch each layer's partitioned
+parameters before its forward and re-partition them after, so a plain
+``generate`` re-gathers every layer at every decoding step. Gathering the whole
+model first does not help while the hooks are in place: their release step
+re-partitions what was gathered. ``generation_weights`` therefore gathers the
+parameters once, removes the hooks for the duration of generation and puts them
+back before the parameters are partitioned again (TRL does the same; names
+checked against DeepSpeed 0.19). The cost is one full copy of the weights per
+process while generating, which ``rlcs plan`` counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+
+def is_zero3(accelerator) -> bool:
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    return plugin is not None and plugin.zero_stage == 3
+
+
+@contextlib.contextmanager
+def generation_weights(model, accelerator):
+    """The unwrapped model with all of its weights present, for as long as the block runs. Collective
+    under ZeRO-3: every process must enter it the same number of times."""
+    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    if not is_zero3(accelerator):
+        yield unwrapped
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters())):
+        offload = _parameter_offload(model)
+        _remove_hooks(offload)
+        try:
+            yield unwrapped
+        finally:
+            _add_hooks(offload)  # inside the gather, so DeepSpeed's bookkeeping sees whole parameters
+
+
+def _parameter_offload(engine):
+    """The object holding the hooks: the ZeRO-3 optimizer's ``parameter_offload`` for a training engine,
+    the engine's ``optimizer`` itself for one built without an optimizer (a reference model)."""
+    optimizer = getattr(engine, "optimizer", None)
+    if optimizer is None:
+        raise RuntimeError("a ZeRO-3 model must be a DeepSpeed engine (accelerator.prepare) to generate with it")
+    return getattr(optimizer, "parameter_offload", optimizer)
+
+
+def _remove_hooks(offload) -> None:
+    from deepspeed.runtime.zero.partitioned_param_coordinator import iter_params
+
+    for param in iter_params(offload.module, recurse=True):
+        param.ds_active_sub_modules.clear()  # else leaving the gather refuses to free them
+    for hook in offload.forward_hooks + offload.backward_hooks:
+        hook.remove()
+    offload.forward_hooks, offload.backward_hooks = [], []
+
+
+def _add_hooks(offload) -> None:
+    coordinator = offload.get_param_coordinator()
+    if not coordinator.is_invalid_trace():
+        coordinator._invalidate_trace()  # the recorded fetch order does not include generation's forwards
+    offload._register_deepspeed_module(offload.module)
+
+
+def reference_model(recipe_model, accelerator):
+    """A frozen copy of the starting policy for the KL term, loaded from the checkpoint rather than
+    copied from the policy (whose parameters ZeRO-3 has already partitioned). Under DeepSpeed it gets
+    its own inference engine (no optimizer) with the training config's ZeRO stage; otherwise it is
+    moved to the device."""
+    from rlcs.runtime import load_model
+
+    model = load_model(recipe_model).eval().requires_grad_(False)
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return model.to(accelerator.device)
+    import copy
+
+    import deepspeed
+
+    config = _without_auto(copy.deepcopy(plugin.deepspeed_config))
+    for key in ("optimizer", "scheduler", "train_batch_size", "gradient_accumulation_steps"):
+        config.pop(key, None)
+    zero = config.setdefault("zero_optimization", {})
+    zero.pop("offload_optimizer", None)
+    if zero.get("stage", 0) != 3:
+        zero["stage"] = 0  # ZeRO-1/2 shard optimizer state and gradients, which a frozen model has none of
+    config.setdefault("train_micro_batch_size_per_gpu", 1)
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine.eval()  # DeepSpeedEngine.eval() returns None, not the engine
+    return engine
+
+
+def _without_auto(config: dict) -> dict:
+    """accelerate fills ``"auto"`` values only in the config of the engine it prepares; DeepSpeed's own
+    defaults serve the reference engine."""
+    return {key: _without_auto(value) if isinstance(value, dict) else value
+            for key, value in config.items() if value != "auto"}
