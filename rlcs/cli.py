@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--entity", required=True)
     dashboard.add_argument("--project", required=True)
     dashboard.add_argument("--name", default="rlcs curriculum")
+    plan = commands.add_parser("plan", help="expected peak memory per GPU for a recipe, before any compute")
+    plan.add_argument("recipe", help="a stage recipe (pretrain.yaml, sft.yaml or rl.yaml)")
+    plan.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.micro_batch_size=2")
+    plan.add_argument("--accelerate", default=None, help="accelerate config the recipe will be launched with")
+    plan.add_argument("--stage", choices=["pretrain", "sft", "rl"], default=None,
+                      help="default: from the recipe's file name")
+    plan.add_argument("--model", default=None, help="model directory or hub id in place of the recipe's model.path")
+    plan.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    plan.add_argument("--prompt-tokens", type=int, default=1024, help="RL: longest prompt in tokens (default 1024)")
     grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
@@ -69,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             from rlcs.dashboard import main as dashboard_main
 
             return dashboard_main(args)
+        if args.command == "plan":
+            from rlcs.plan import main as plan_main
+
+            return plan_main(args)
         if args.command == "grade":
             from rlcs.grade import main as grade_main
 

@@ -165,6 +165,8 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0, description="0: off")
+    max_rows_per_generate: int = Field(256, ge=1, description="sequences per generate call (rollout, eval, "
+                                       "force answering); bounds the KV cache of one call")
 
 
 class SamplerConfig(Section):

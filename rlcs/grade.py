@@ -27,7 +27,7 @@ from rlcs.runtime import load_model, load_tokenizer
 
 def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
           pass_threshold: float, batch_size: int, accelerator: Accelerator) -> list[dict]:
-    engine = HFEngine(model, tokenizer, accelerator)
+    engine = HFEngine(model, tokenizer, accelerator, max_rows=max(batch_size * k, 1))
     graded = []
     progress = progress_bar(len(examples), "grade", True)
     for start in range(0, len(examples), batch_size):

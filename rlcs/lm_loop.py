@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -23,11 +22,11 @@ from torch.utils.data import DataLoader
 
 from rlcs.checkpoint import save_model
 from rlcs.config import StageRecipe
-from rlcs.guards import NonFiniteGuard, NonFiniteLoss, Preemption
-from rlcs.metrics import MetricsLogger, progress_bar
+from rlcs.guards import NonFiniteGuard
+from rlcs.housekeeping import RunHousekeeping
+from rlcs.metrics import progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
-from rlcs.resume import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from rlcs.runtime import parameter_counts
 
 
@@ -60,26 +59,14 @@ def train_causal_lm(
     steps_per_epoch = max(1, math.ceil(len(epoch_loader(0)) / train_cfg.grad_accum))
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim, total_steps)
-    state = TrainState()
-    accelerator.register_for_checkpointing(scheduler, state)
-    checkpoint = find_checkpoint(output_dir, train_cfg.resume)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-        accelerator.print(f"[{stage}] resumed from {checkpoint} at step {state.step}")
-
-    logger = MetricsLogger(accelerator, recipe, stage, resume_step=state.step if checkpoint else None,
-                           run_id=state.wandb_run_id)
-    state.wandb_run_id = logger.run_id
+    housekeeping = RunHousekeeping(accelerator, recipe, stage, model, tokenizer, [scheduler])
+    state, logger = housekeeping.state, housekeeping.logger
     _write_run_info(accelerator, model, output_dir, stage, total_steps, steps_per_epoch, packing_stats)
-
-    def checkpoint_now() -> None:
-        save_checkpoint(accelerator, output_dir, state, model, tokenizer, train_cfg.keep_checkpoints)
 
     model.train()
     window = _new_window()
-    grad_norm, skipped_in_row = None, 0
+    grad_norm = None
     guard = NonFiniteGuard(accelerator, model)
-    preemption = Preemption()
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)
     while state.step < total_steps:
@@ -94,17 +81,12 @@ def train_causal_lm(
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.max_grad_norm)
                 guard.step(optimizer)  # no update for a window that had a non-finite loss
             state.batches_in_epoch += 1
-            state.nonfinite_skipped += skipped
-            skipped_in_row = skipped_in_row + 1 if skipped else 0
             real, pad = count_tokens(batch, tokenizer.pad_token_id)
             window["loss_sum"] += 0.0 if skipped else loss.detach().float().item()
             window["micro"] += 0 if skipped else 1
             window["real"] += real
             window["pad"] += pad
-            if skipped_in_row >= train_cfg.max_nonfinite_in_row:
-                checkpoint_now()
-                raise NonFiniteLoss(f"[{stage}] {skipped_in_row} non-finite losses in a row at step {state.step}; "
-                                    f"wrote a checkpoint and stopped (lower optim.lr or check the data)")
+            housekeeping.count_nonfinite(skipped)
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -122,23 +104,15 @@ def train_causal_lm(
                 logger.log({"eval/loss": evaluate_loss(accelerator, model, eval_loader, train_cfg.eval_max_batches)},
                            state.step)
                 model.train()
-            preempted = preemption.requested(accelerator)
-            periodic = train_cfg.save_every and state.step % train_cfg.save_every == 0 and state.step < total_steps
-            if periodic or preempted:
-                checkpoint_now()
-            if preempted:
-                accelerator.print(f"[{stage}] SIGTERM: checkpoint written at step {state.step}; exiting")
-                logger.close()
-                sys.exit(143)
+            housekeeping.end_of_step(last=state.step >= total_steps)
             if state.step >= total_steps:
                 break
         else:
             state.epoch += 1
             state.batches_in_epoch = 0
     progress.close()
-    preemption.restore()
     final = save_model(accelerator, model, tokenizer, output_dir / "model", extra={"step": state.step, "stage": stage})
-    logger.close()
+    housekeeping.close()
     return final
 
 

@@ -186,3 +186,27 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients_and_keeps_fewe
     assert all(g is not None for g in ckpt_grads.values())
     assert all(torch.allclose(plain_grads[n], ckpt_grads[n], atol=1e-6) for n in plain_grads)
     assert ckpt_bytes < 0.6 * plain_bytes, (ckpt_bytes, plain_bytes)
+
+
+def test_token_logprobs_ask_only_for_completion_logits_and_match_a_full_log_softmax(micro_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from rlcs.engine import Completion
+    from rlcs.rl.policy import build_batch, token_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
+    completions = [Completion(0, list(range(5, 25)), [30, 31, 32], [1, 1, 1]),
+                   Completion(0, list(range(5, 23)), [40, 41, 42, 43, 44], [1, 0, 0, 1, 1])]
+    batch = build_batch(completions, torch.zeros(2), pad_id=0, device=torch.device("cpu"))
+    shapes = []
+    model.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.logits.shape)))
+    logp, entropy = token_logprobs(model, batch, with_entropy=True, temperature=0.7)
+
+    width = batch.input_ids.shape[1]
+    assert shapes[0][1] == width - 17  # from the first predicting position (row 2: prompt of 18, index 17) on
+    with torch.no_grad():
+        full = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1] / 0.7
+    expected = torch.log_softmax(full, -1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    mask = batch.loss_mask.bool()
+    assert torch.allclose(logp[mask], expected[mask], atol=1e-5)
+    assert torch.allclose(entropy[mask], entropy_from_logits(full)[mask], atol=1e-5)

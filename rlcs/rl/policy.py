@@ -8,6 +8,7 @@ micro-batches.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -53,15 +54,40 @@ def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entro
                    temperature: float = 1.0):
     """Log-probability of each next token ``[N, L-1]`` under the distribution the rollout sampled from
     (logits divided by the sampling ``temperature``), and the entropy at each position, differentiable
-    only when ``entropy_grad``: as a logged metric it need not cost a backward pass."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1]
-    logits = logits.float() / temperature
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    only when ``entropy_grad``: as a logged metric it need not cost a backward pass. Zero where no
+    completion token is predicted.
+
+    Memory: logits are asked for only from the first position that predicts a completion token on
+    (``logits_to_keep``), not for the prompts, and the fp32 log-softmax is taken one row at a time
+    instead of as one ``[N, L, vocab]`` tensor."""
+    n, width = batch.input_ids.shape
+    predicting = batch.loss_mask.any(dim=0).nonzero()
+    first = int(predicting[0]) if len(predicting) else width - 2
+    keep = width - first  # logits for positions first .. width-1; the last one predicts nothing
+    kwargs = {"logits_to_keep": keep} if _takes_logits_to_keep(model) else {}
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
+                   **kwargs).logits
+    logits = logits[:, -keep:-1]
+    targets = batch.input_ids[:, first + 1:]
+    logp = batch.loss_mask.new_zeros((n, width - 1), dtype=torch.float32)
+    logp[:, first:] = torch.stack([_row_logprobs(row, target, temperature) for row, target in zip(logits, targets)])
     entropy = None
     if with_entropy:
+        entropy = batch.loss_mask.new_zeros((n, width - 1), dtype=torch.float32)
         with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
+            rows = logits if entropy_grad else logits.detach()
+            entropy[:, first:] = torch.stack([entropy_from_logits(row.float() / temperature) for row in rows])
     return logp, entropy
+
+
+def _row_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    scaled = logits.float() / temperature
+    return scaled.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+
+
+def _takes_logits_to_keep(model) -> bool:
+    module = getattr(model, "module", model)  # a DeepSpeed engine or DDP wrapper holds the HF model
+    return "logits_to_keep" in inspect.signature(getattr(module, "forward", module)).parameters
 
 
 @torch.no_grad()

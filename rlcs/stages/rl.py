@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,10 +25,9 @@ from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
 from rlcs.engine import HFEngine, SamplingParams, greedy
 from rlcs.evaluate import metrics_from_records, score_eval
-from rlcs.guards import NonFiniteLoss, Preemption
-from rlcs.metrics import MetricsLogger, progress_bar, truncate_after
+from rlcs.housekeeping import RunHousekeeping
+from rlcs.metrics import progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
-from rlcs.resume import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from rlcs.rl.advantages import group_advantages
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, prompt_text, rollout_round
@@ -60,46 +59,26 @@ def run(recipe: RLRecipe) -> Path:
     ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
-    engine = HFEngine(policy, tokenizer, accelerator)
+    engine = HFEngine(policy, tokenizer, accelerator, recipe.rollout.max_rows_per_generate)
     sampling = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget,
                               recipe.rollout.temperature, recipe.rollout.top_p, recipe.rollout.top_k,
                               recipe.rollout.force_answer)
-    state = TrainState()
-    accelerator.register_for_checkpointing(scheduler, sampler, state)
-    checkpoint = find_checkpoint(output_dir, recipe.train.resume)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-        accelerator.print(f"[rl] resumed from {checkpoint} at step {state.step}")
-        if accelerator.is_main_process:
-            for name in ("picks.jsonl", "completions.jsonl", "curriculum_items.jsonl"):
-                truncate_after(output_dir / name, state.step)
-    logger = MetricsLogger(accelerator, recipe, "rl", resume_step=state.step if checkpoint else None,
-                           run_id=state.wandb_run_id)
-    state.wandb_run_id = logger.run_id
-    if checkpoint is None:
-        _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step=0)
+    housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, tokenizer, [scheduler, sampler])
+    housekeeping.on_close.append(router.close)
+    state, logger = housekeeping.state, housekeeping.logger
+    if housekeeping.resumed_from is not None and accelerator.is_main_process:
+        for name in ("picks.jsonl", "completions.jsonl", "curriculum_items.jsonl"):
+            truncate_after(output_dir / name, state.step)
+    evaluate = partial(_log_eval, accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger)
+    if housekeeping.resumed_from is None:
+        evaluate(step=0)
 
-    def checkpoint_now() -> None:
-        save_checkpoint(accelerator, output_dir, state, policy, tokenizer, recipe.train.keep_checkpoints)
-
-    preemption = Preemption()
     progress = progress_bar(recipe.train.steps, "rl", accelerator.is_local_main_process)
     progress.update(state.step)
-    last_step, skipped_in_row = recipe.train.steps, 0
     for step in range(state.step + 1, recipe.train.steps + 1):
         started = time.time()
-        groups: list[Group] = []  # this process's rollouts, every round of this step
-        outcomes: list[GroupOutcome] = []  # every process's outcomes, in the same order everywhere
-        count, reward_seconds = _multiple_of(sampler.rollout_count(cfg.batch_size), world), 0.0
-        while count:  # pick -> generate G each -> score; DAPO asks for more rounds
-            new_groups, seconds = rollout_round(sampler.pick(count), len(outcomes), engine, router, tokenizer,
-                                                sampling, G, rank, world)
-            outcomes += gather_object([g.outcome(cfg.pass_threshold) for g in new_groups])
-            groups += new_groups
-            reward_seconds += seconds
-            count = _multiple_of(sampler.refill(outcomes, cfg.batch_size), world)
+        groups, outcomes, reward_seconds = _rollouts(sampler, engine, router, tokenizer, sampling, cfg, G, rank, world)
         rollout_done = time.time()
-
         sampler.update(outcomes)
         state.rollouts_spent += G * len(outcomes)
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
@@ -115,52 +94,59 @@ def run(recipe: RLRecipe) -> Path:
         timings = {"time/rollout_s": rollout_done - started - reward_seconds, "time/reward_s": reward_seconds,
                    "time/train_s": time.time() - rollout_done, "total": time.time() - started}
         state.step = step
-        skipped = int(train_metrics.pop("train/nonfinite_skipped"))
-        state.nonfinite_skipped += skipped
-        skipped_in_row = skipped_in_row + 1 if skipped else 0
+        housekeeping.count_nonfinite(int(train_metrics.pop("train/nonfinite_skipped")))
         progress.update(1)
-
         out_of_budget = recipe.train.max_rollouts is not None and state.rollouts_spent >= recipe.train.max_rollouts
-        if step % recipe.train.log_every == 0 or step == recipe.train.steps or out_of_budget:
-            metrics = _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics,
-                                    timings, scheduler.get_last_lr()[0], cfg.pass_threshold, G)
-            logger.log(metrics, step)
-            progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
-            _check_ranks_agree(accelerator, sampler, step)
-        if accelerator.is_main_process:
-            _append_jsonl(output_dir / "picks.jsonl", {"step": step, "ids": [o.example_id for o in outcomes]})
-        if step % recipe.train.completions_every == 0:
-            _log_completions(accelerator, recipe, logger, kept, step)
-            _log_extremes(accelerator, recipe, sampler, step)
-        if (recipe.train.eval_every and step % recipe.train.eval_every == 0 and step < recipe.train.steps
-                and not out_of_budget):
-            _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, step)
-        if skipped_in_row >= recipe.train.max_nonfinite_in_row:
-            checkpoint_now()
-            raise NonFiniteLoss(f"[rl] non-finite losses in {skipped_in_row} steps in a row at step {step}; "
-                                "wrote a checkpoint and stopped (lower optim.lr or check the rewards)")
-        preempted = preemption.requested(accelerator)
-        periodic = recipe.train.save_every and step % recipe.train.save_every == 0 and step < recipe.train.steps
-        if periodic or preempted:
-            checkpoint_now()
-        if preempted:
-            accelerator.print(f"[rl] SIGTERM: checkpoint written at step {step}; exiting")
-            router.close()
-            logger.close()
-            sys.exit(143)
+        last = step == recipe.train.steps or out_of_budget
+        _record_step(accelerator, recipe, logger, progress, sampler, router, state, groups, outcomes, kept,
+                     train_metrics, timings, scheduler.get_last_lr()[0], last)
+        if recipe.train.eval_every and step % recipe.train.eval_every == 0 and not last:
+            evaluate(step=step)
+        housekeeping.end_of_step(last)
         if out_of_budget:
-            last_step = step
             break
 
     progress.close()
-    preemption.restore()
-    _log_eval(accelerator, engine, tokenizer, eval_examples, recipe, router, sampling, logger, last_step)
+    evaluate(step=state.step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
     final = save_model(accelerator, policy, tokenizer, output_dir / "model",
-                       extra={"step": last_step, "stage": "rl", "rollouts": state.rollouts_spent})
-    router.close()
-    logger.close()
+                       extra={"step": state.step, "stage": "rl", "rollouts": state.rollouts_spent})
+    housekeeping.close()
     return final
+
+
+def _rollouts(sampler, engine, router, tokenizer, sampling, cfg, G: int, rank: int, world: int):
+    """One step's rollouts: pick -> generate G each -> score, in as many rounds as the sampler asks for
+    (DAPO refills). (this process's groups, every process's outcomes in the same order everywhere,
+    seconds spent scoring)."""
+    groups: list[Group] = []
+    outcomes: list[GroupOutcome] = []
+    count, reward_seconds = _multiple_of(sampler.rollout_count(cfg.batch_size), world), 0.0
+    while count:
+        new_groups, seconds = rollout_round(sampler.pick(count), len(outcomes), engine, router, tokenizer,
+                                            sampling, G, rank, world)
+        outcomes += gather_object([g.outcome(cfg.pass_threshold) for g in new_groups])
+        groups += new_groups
+        reward_seconds += seconds
+        count = _multiple_of(sampler.refill(outcomes, cfg.batch_size), world)
+    return groups, outcomes, reward_seconds
+
+
+def _record_step(accelerator, recipe: RLRecipe, logger, progress, sampler, router, state, groups, outcomes, kept,
+                 train_metrics, timings, lr: float, last: bool) -> None:
+    """Metrics, the picks, completions and curriculum extremes of a step."""
+    step = state.step
+    if step % recipe.train.log_every == 0 or last:
+        metrics = _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics,
+                                timings, lr, recipe.rl.pass_threshold, recipe.rollout.group_size)
+        logger.log(metrics, step)
+        progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
+        _check_ranks_agree(accelerator, sampler, step)
+    if accelerator.is_main_process:
+        _append_jsonl(Path(recipe.output_dir) / "picks.jsonl", {"step": step, "ids": [o.example_id for o in outcomes]})
+    if step % recipe.train.completions_every == 0:
+        _log_completions(accelerator, recipe, logger, kept, step)
+        _log_extremes(accelerator, recipe, sampler, step)
 
 
 def _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics, timings, lr: float,

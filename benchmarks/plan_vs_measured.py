@@ -1,0 +1,183 @@
+"""`rlcs plan` against measured peak memory (CPU: peak RSS) and against published GPU figures.
+
+    python benchmarks/plan_vs_measured.py [--tiny outputs/tiny]
+
+Measured: each run executes a few steps of a stage in a fresh process (under `accelerate launch` for
+the ZeRO-3 rows) and records its peak resident memory (VmHWM) minus the resident memory just before
+the stage starts (everything imported, nothing loaded): the memory the training itself took.
+Runs: the tiny recipes' SFT and RL stages, and a 25M-parameter model of the same family (built
+from a config) for SFT with and without gradient checkpointing, on 1 process and on 2 ZeRO-3
+processes. Published: GLM-4.1V-9B full fine-tuning (LLaMA-Factory, 4 x A100, batch 1 per GPU,
+../shared/FIELD.md) against `rlcs plan` for a GLM-4-9B-sized language model with the same setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MID_MODEL = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
+             "num_key_value_heads": 2, "head_dim": 64, "max_position_embeddings": 1024}
+GLM4_9B = {"hidden_size": 4096, "intermediate_size": 13696, "num_hidden_layers": 40, "num_attention_heads": 32,
+           "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 151552, "max_position_embeddings": 32768,
+           "pad_token_id": 151329, "tie_word_embeddings": False}
+
+
+def rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def worker(stage: str, config: str, overrides: list[str], out: str) -> None:
+    """Runs in the measured process: import everything, note the resident memory, run the stage."""
+    import importlib
+
+    import deepspeed  # noqa: F401  (imported before the baseline, as the stage would import it)
+    import torch
+
+    from rlcs.config import RLRecipe, SFTRecipe, load_recipe
+
+    torch.set_num_threads(1)
+    recipe = load_recipe(config, {"sft": SFTRecipe, "rl": RLRecipe}[stage], overrides)
+    module = importlib.import_module(f"rlcs.stages.{stage}")
+    before = rss_kib("VmRSS")
+    module.run(recipe)
+    rank = int(os.environ.get("RANK", "0"))
+    Path(f"{out}.{rank}").write_text(json.dumps({"rank": rank, "delta_bytes": (rss_kib("VmHWM") - before) * 1024}))
+
+
+def measure(stage: str, config: str, overrides: list[str], launcher: list[str] | None) -> float:
+    """Peak RSS taken by the stage, the largest over processes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "rss")
+        args = [__file__, "--worker", stage, config, out, "--", *overrides, f"output_dir={tmp}/run"]
+        command = ([*launcher, *args] if launcher else [sys.executable, *args])
+        subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"},
+                       check=True, capture_output=True)
+        return max(json.loads(p.read_text())["delta_bytes"] for p in Path(tmp).glob("rss.*"))
+
+
+def planned(stage: str, config: str, overrides: list[str], accelerate: str | None, prompt_tokens: int) -> float:
+    from rlcs.config import RLRecipe, SFTRecipe, load_recipe
+    from rlcs.plan import peak_bytes, plan_terms, read_architecture, read_launch
+
+    recipe = load_recipe(config, {"sft": SFTRecipe, "rl": RLRecipe}[stage], overrides)
+    arch = read_architecture(recipe.model.path)
+    return peak_bytes(*plan_terms(recipe, stage, arch, read_launch(accelerate), prompt_tokens))
+
+
+def build_mid_model(tiny: Path, out: Path) -> Path:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny / "init/model")
+    config = AutoConfig.for_model("glm4", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, **MID_MODEL)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def glm_rows() -> list[str]:
+    """rlcs plan for a GLM-4-9B-sized model, bf16 with DeepSpeed mixed precision, batch 1, 2048 tokens,
+    gradient checkpointing on (LLaMA-Factory's defaults), against the published totals over 4 GPUs."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rlcs.plan import GIB, Architecture, Launch, plan_terms
+
+    config = AutoConfig.for_model("glm4", **GLM4_9B)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    arch = Architecture(sum(p.numel() for p in model.parameters()),
+                        max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()),
+                        GLM4_9B["hidden_size"], GLM4_9B["intermediate_size"], GLM4_9B["num_hidden_layers"],
+                        GLM4_9B["num_attention_heads"], GLM4_9B["num_key_value_heads"], GLM4_9B["head_dim"],
+                        GLM4_9B["vocab_size"])
+    recipe = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16", gradient_checkpointing=True),
+                             train=SimpleNamespace(micro_batch_size=1), data=SimpleNamespace(seq_len=2048))
+    rows = []
+    for stage, published_gb in ((3, 192), (2, 280)):
+        launch = Launch(processes=4, deepspeed=True, zero_stage=stage, mixed_precision=True)
+        train, _ = plan_terms(recipe, "sft", arch, launch, 0)
+        per_gpu = sum(t.bytes for t in train)
+        total_gb = 4 * per_gpu / 1e9
+        rows.append(f"| GLM-4.1V-9B full fine-tuning, ZeRO-{stage}, 4 GPUs, ViT frozen (total) | "
+                    f"{published_gb} GB (published) | {total_gb:.0f} GB ({per_gpu / GIB:.1f} GiB per GPU) | "
+                    f"{(total_gb - published_gb) / published_gb:+.0%} |")
+    return rows, arch.parameters
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        stage, config, out = sys.argv[2:5]
+        worker(stage, config, sys.argv[6:], out)
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", default="outputs/tiny", help="a finished ./launch.sh output folder")
+    args = parser.parse_args()
+    from report import machine, write_section
+
+    from rlcs.plan import GIB
+
+    tiny = REPO / args.tiny
+    zero3 = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+             str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29541"]
+    zero3_config = "recipes/accelerate/cpu_zero3.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = build_mid_model(tiny, Path(tmp) / "mid")
+        sft = "recipes/tiny/sft.yaml"
+        quiet = ["logging.wandb=false", "data.eval=null", "train.max_steps=3", "train.resume=never"]
+        runs = [
+            ("tiny SFT (0.8M), 1 process", "sft", sft, [f"model.path={tiny}/pretrain/model", *quiet], None, 0),
+            ("tiny RL (0.8M), 1 process", "rl", "recipes/tiny/rl.yaml",
+             [f"model.path={tiny}/sft/model", "logging.wandb=false", "data.eval=null", "train.steps=3",
+              "train.resume=never"], None, 96),
+            ("25M model SFT, 1 process", "sft", sft, [f"model.path={mid}", *quiet], None, 0),
+            ("25M model SFT, gradient checkpointing, 1 process", "sft", sft,
+             [f"model.path={mid}", "model.gradient_checkpointing=true", *quiet], None, 0),
+            ("25M model SFT, 2 processes ZeRO-3", "sft", sft, [f"model.path={mid}", *quiet], zero3_config, 0),
+        ]
+        rows = []
+        for name, stage, config, overrides, accelerate, prompt_tokens in runs:
+            expected = planned(stage, config, overrides, accelerate, prompt_tokens)
+            got = measure(stage, config, overrides, zero3 if accelerate else None)
+            rows.append(f"| {name} | {got / GIB:.3f} GiB | {expected / GIB:.3f} GiB | {(expected - got) / got:+.0%} |")
+            print(rows[-1], flush=True)
+    glm, glm_parameters = glm_rows()
+    write_section("plan_vs_measured", f"""
+## `rlcs plan` against measured and published peak memory
+
+Command: `python benchmarks/plan_vs_measured.py --tiny {args.tiny}`. Measured on CPU: peak resident memory
+of the process running the stage (3 optimizer steps; under ZeRO-3 the larger of the 2 processes) minus its
+resident memory just before the stage started, everything already imported. Planned: `rlcs plan`'s peak per
+process for the same recipe, overrides and launcher (RL: longest prompt taken as 96 tokens). Machine:
+{machine()}.
+
+| run | measured | rlcs plan | plan vs measured |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+Published GPU figures (../shared/FIELD.md: LLaMA-Factory, A100, batch 1 per GPU) against `rlcs plan` for a
+GLM-4-9B-sized language model ({glm_parameters / 1e9:.2f}B parameters; the frozen ViT is not counted),
+bf16 with DeepSpeed mixed precision, 2048 tokens, gradient checkpointing on, AdamW:
+
+| setup | published | rlcs plan | plan vs published |
+|---|---|---|---|
+{chr(10).join(glm)}
+""")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""`rlcs plan RECIPE [--accelerate CONFIG]`: expected peak memory per GPU before any compute.
+
+Reads the recipe and the launcher config, builds the model on the meta device (exact parameter
+counts, no weights loaded) and adds up, per process:
+
+- parameters, gradients and optimizer states: DeepSpeed's own estimators for ZeRO-2 and ZeRO-3 with
+  mixed precision (``estimate_zero{2,3}_model_states_mem_needs``, with or without offload), the same
+  byte counts for ZeRO-0/1, and plain AdamW (params + grads + two moments in the parameter dtype)
+  without DeepSpeed;
+- activations kept for the backward pass, per layer and token, for a Llama-style decoder (GLM-4,
+  Qwen, Llama): ``e·(10h + 4f + 3·a·d + 2·k·d + a + d/2 + 4) + (4-e)·4h`` bytes with h hidden, f
+  intermediate, a heads, k key-value heads, d head size, e activation bytes (the fp32 norms account
+  for the last term). With gradient checkpointing only each layer's input (``e·h``) is kept, plus one
+  layer's activations while it is recomputed. The coefficients were fitted to the bytes autograd saves
+  for Glm4 (tests/test_plan.py checks them against a measurement);
+- the logits, their fp32 log-softmax and its gradient for a micro-batch (RL: completion positions
+  only, which is what the policy loss asks the model for);
+- RL generation: the weights gathered whole on every process under ZeRO-3, and the KV cache of one
+  generate call (``rollout.max_rows_per_generate`` rows of prompt + completion tokens).
+
+Training and generation do not overlap, so the peak is the larger of the two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+GIB = 2**30
+BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass
+class Launch:
+    processes: int = 1
+    machines: int = 1
+    deepspeed: bool = False
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    mixed_precision: bool = False  # DeepSpeed bf16/fp16: 16-bit weights with fp32 master copies
+
+    @property
+    def per_machine(self) -> int:
+        return max(self.processes // self.machines, 1)
+
+    def describe(self) -> str:
+        where = f"{self.processes} process(es) on {self.machines} machine(s)"
+        if not self.deepspeed:
+            return f"{where}, no DeepSpeed"
+        offload = [name for name, on in (("optimizer", self.offload_optimizer), ("parameters", self.offload_params))
+                   if on]
+        return (f"{where}, DeepSpeed ZeRO-{self.zero_stage}"
+                f"{', mixed precision' if self.mixed_precision else ', fp32'}"
+                f"{', offload: ' + ' and '.join(offload) if offload else ''}")
+
+
+def read_launch(path: str | Path | None) -> Launch:
+    """An accelerate config (YAML) with an optional DeepSpeed JSON beside the repository root."""
+    if path is None:
+        return Launch()
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    launch = Launch(processes=int(config.get("num_processes", 1)), machines=int(config.get("num_machines", 1)))
+    if config.get("distributed_type") != "DEEPSPEED":
+        return launch
+    launch.deepspeed = True
+    inline = config.get("deepspeed_config", {}) or {}
+    ds: dict = {}
+    if inline.get("deepspeed_config_file"):
+        ds_path = Path(inline["deepspeed_config_file"])
+        if not ds_path.is_file():
+            ds_path = Path(path).resolve().parent / ds_path.name
+        if not ds_path.is_file():
+            raise FileNotFoundError(f"{path}: deepspeed_config_file {inline['deepspeed_config_file']} not found")
+        ds = json.loads(ds_path.read_text())
+    zero = ds.get("zero_optimization", {})
+    launch.zero_stage = int(zero.get("stage", inline.get("zero_stage", 0)))
+    launch.offload_optimizer = (zero.get("offload_optimizer", {}).get("device", inline.get(
+        "offload_optimizer_device", "none")) or "none") != "none"
+    launch.offload_params = (zero.get("offload_param", {}).get("device", inline.get(
+        "offload_param_device", "none")) or "none") != "none"
+    launch.mixed_precision = (ds.get("bf16", {}).get("enabled") is True or ds.get("fp16", {}).get("enabled") is True
+                              or inline.get("mixed_precision", config.get("mixed_precision", "no")) in ("bf16", "fp16"))
+    return launch
+
+
+@dataclass
+class Architecture:
+    parameters: int
+    largest_layer: int  # parameters of the biggest single module (DeepSpeed gathers one at a time)
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+
+
+def read_architecture(model_path: str, trust_remote_code: bool = False) -> Architecture:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    unique = {id(p): p.numel() for p in model.parameters()}
+    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
+    text = config.get_text_config()
+    heads = text.num_attention_heads
+    return Architecture(
+        parameters=sum(unique.values()), largest_layer=largest, hidden=text.hidden_size,
+        intermediate=text.intermediate_size, layers=text.num_hidden_layers, heads=heads,
+        kv_heads=getattr(text, "num_key_value_heads", None) or heads,
+        head_dim=getattr(text, "head_dim", None) or text.hidden_size // heads, vocab=text.vocab_size)
+
+
+def model_states_bytes(parameters: int, largest_layer: int, launch: Launch, param_bytes: int) -> int:
+    """Parameters, gradients and optimizer states held by one GPU."""
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    n = launch.processes
+    if not launch.deepspeed:
+        return parameters * 4 * param_bytes  # weights, gradients, Adam's two moments, all in the param dtype
+    if launch.mixed_precision:
+        if launch.zero_stage == 3:
+            return estimate_zero3_model_states_mem_needs(
+                parameters, largest_layer, launch.per_machine, launch.machines, cpu_offload=launch.offload_optimizer,
+                cpu_offload_params=launch.offload_params, zero_init=True)[1]
+        if launch.zero_stage == 2:
+            return estimate_zero2_model_states_mem_needs(parameters, launch.per_machine, launch.machines,
+                                                         cpu_offload=launch.offload_optimizer)[1]
+        # ZeRO-0/1: 16-bit weights and gradients whole; fp32 master, moments (and fp32 grads) split at 1
+        return 4 * parameters + 16 * parameters // (n if launch.zero_stage == 1 else 1)
+    # fp32 under DeepSpeed: the ZeRO optimizer keeps its own fp32 partition besides the weights
+    if launch.zero_stage == 3:
+        if launch.offload_params:
+            return 4 * largest_layer
+        per_param = 4 + 4 + (0 if launch.offload_optimizer else 12)  # weights, gradients, copy + moments
+        return 4 * largest_layer + per_param * parameters // n
+    if launch.zero_stage == 0:
+        return 16 * parameters
+    grads = 4 * parameters // (n if launch.zero_stage == 2 else 1)
+    return 4 * parameters + grads + (0 if launch.offload_optimizer else 12 * parameters // n)
+
+
+def layer_activation_bytes(arch: Architecture, e: int) -> float:
+    """Bytes autograd keeps per token for one decoder layer (see the module docstring)."""
+    h, f, a, k, d = arch.hidden, arch.intermediate, arch.heads, arch.kv_heads, arch.head_dim
+    return e * (10 * h + 4 * f + 3 * a * d + 2 * k * d + a + d / 2 + 4) + (4 - e) * 4 * h
+
+
+def activation_bytes(arch: Architecture, tokens: int, e: int, checkpointing: bool) -> float:
+    """Activations of a micro-batch of ``tokens`` tokens, logits excluded."""
+    per_layer = layer_activation_bytes(arch, e)
+    outside = max(3 * e, 8) * arch.hidden  # embeddings, final norm
+    if checkpointing:
+        return tokens * (arch.layers * e * arch.hidden + per_layer + outside)
+    return tokens * (arch.layers * per_layer + outside)
+
+
+def logits_bytes(arch: Architecture, positions: int, e: int) -> float:
+    """Logits in the model dtype, their fp32 log-softmax (kept for backward) and its fp32 gradient."""
+    return positions * arch.vocab * (e + 4 + 4)
+
+
+@dataclass
+class Term:
+    name: str
+    bytes: float
+    cut: str  # how to make it smaller
+
+
+def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
+               prompt_tokens: int) -> tuple[list[Term], list[Term]]:
+    """(training-step terms, generation terms); generation only for RL."""
+    e = BYTES[recipe.model.dtype]
+    param_bytes = e
+    micro = recipe.train.micro_batch_size
+    states = Term("parameters, gradients and optimizer states",
+                  model_states_bytes(arch.parameters, arch.largest_layer, launch, param_bytes),
+                  "more processes with ZeRO-3, or offload_optimizer/offload_param to CPU")
+    checkpointing = recipe.model.gradient_checkpointing
+    if stage == "rl":
+        seq = prompt_tokens + recipe.rollout.max_new_tokens
+        logit_positions = micro * (recipe.rollout.max_new_tokens + 1)
+    else:
+        seq = recipe.data.seq_len
+        logit_positions = micro * seq
+    train = [states,
+             Term(f"activations ({micro} x {seq} tokens, gradient checkpointing {'on' if checkpointing else 'off'})",
+                  activation_bytes(arch, micro * seq, e, checkpointing),
+                  "model.gradient_checkpointing: true" if not checkpointing else "a smaller train.micro_batch_size"),
+             Term(f"logits, fp32 log-softmax and its gradient ({logit_positions} positions x {arch.vocab} vocab)",
+                  logits_bytes(arch, logit_positions, e), "a smaller train.micro_batch_size")]
+    if stage != "rl":
+        return train, []
+    if recipe.rl.kl_coef > 0:
+        ref = arch.parameters * e // (launch.processes if launch.zero_stage == 3 else 1)
+        train.append(Term("frozen reference model (kl_coef > 0)", ref, "rl.kl_coef: 0 (the paper uses none)"))
+    rows = recipe.rollout.max_rows_per_generate
+    length = prompt_tokens + max(recipe.rollout.max_new_tokens, recipe.train.eval_max_new_tokens)
+    kv = rows * length * arch.layers * 2 * arch.kv_heads * arch.head_dim * e
+    generation = [Term(states.name, states.bytes, states.cut)]
+    if launch.zero_stage == 3:
+        generation.append(Term("weights gathered whole for generation (ZeRO-3)", arch.parameters * e,
+                               "a vLLM engine on its own GPUs (not built yet)"))
+    generation.append(Term(f"KV cache of one generate call ({rows} rows x {length} tokens)", kv,
+                           "a smaller rollout.max_rows_per_generate"))
+    return train, generation
+
+
+def format_plan(title: str, train: list[Term], generation: list[Term], gpus: int, gpu_gib: float) -> str:
+    lines = [title, ""]
+    peaks = []
+    for phase, terms in (("training step", train), ("generation", generation)):
+        if not terms:
+            continue
+        total = sum(t.bytes for t in terms)
+        peaks.append((total, phase, terms))
+        lines.append(f"{phase}:")
+        lines += [f"  {t.bytes / GIB:10.3f} GiB  {t.name}" for t in terms]
+        lines.append(f"  {total / GIB:10.3f} GiB  total")
+    peak, phase, terms = max(peaks, key=lambda p: p[0])
+    lines.append("")
+    lines.append(f"peak per GPU: {peak / GIB:.3f} GiB ({phase})")
+    if peak <= gpu_gib * GIB:
+        lines.append(f"fits on {gpus} x {gpu_gib:g} GiB")
+    else:
+        biggest = max(terms, key=lambda t: t.bytes)
+        lines.append(f"does not fit on {gpus} x {gpu_gib:g} GiB: the biggest term is {biggest.name} "
+                     f"({biggest.bytes / GIB:.2f} GiB); to cut it: {biggest.cut}")
+    return "\n".join(lines)
+
+
+def peak_bytes(train: list[Term], generation: list[Term]) -> float:
+    return max(sum(t.bytes for t in train), sum(t.bytes for t in generation))
+
+
+def stage_of(recipe_path: Path, raw: dict, stage: str | None) -> str:
+    if stage:
+        return stage
+    if recipe_path.stem in ("pretrain", "sft", "rl"):
+        return recipe_path.stem
+    if "rollout" in raw or "rewards" in raw:
+        return "rl"
+    raise ValueError(f"{recipe_path}: cannot tell the stage from the file name; pass --stage pretrain|sft|rl")
+
+
+def main(args) -> int:
+    from rlcs.config import PretrainRecipe, RLRecipe, SFTRecipe, load_recipe
+
+    recipe_path = Path(args.recipe)
+    raw = yaml.safe_load(recipe_path.read_text()) or {}
+    stage = stage_of(recipe_path, raw, args.stage)
+    schema = {"pretrain": PretrainRecipe, "sft": SFTRecipe, "rl": RLRecipe}[stage]
+    overrides = [f"model.path={args.model}"] if args.model else []
+    recipe = load_recipe(recipe_path, schema, overrides + list(args.overrides))
+    launch = read_launch(args.accelerate)
+    arch = read_architecture(recipe.model.path, recipe.model.trust_remote_code)
+    train, generation = plan_terms(recipe, stage, arch, launch, args.prompt_tokens)
+    title = (f"rlcs plan: {recipe_path} ({stage}), {arch.parameters / 1e6:.2f}M parameters "
+             f"(largest module {arch.largest_layer / 1e6:.2f}M), {recipe.model.dtype}; {launch.describe()}")
+    print(format_plan(title, train, generation, launch.processes, args.gpu_memory))
+    return 0

@@ -1,0 +1,74 @@
+"""`rlcs plan`: its activation model against what autograd keeps, the launcher configs it reads, and
+the verdict it prints."""
+
+import pytest
+import torch
+
+from rlcs.plan import GIB, Launch, activation_bytes, model_states_bytes, read_architecture, read_launch
+
+from .conftest import REPO, run_rlcs
+
+
+def _saved_bytes(model, ids) -> int:
+    """Bytes of the tensors autograd keeps for backward, parameters excluded (each storage once)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids, use_cache=False)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_activation_estimate_matches_what_autograd_keeps(micro_model_dir, checkpointing):
+    from rlcs.config import ModelConfig
+    from rlcs.runtime import load_model
+
+    model = load_model(ModelConfig(path=str(micro_model_dir), gradient_checkpointing=checkpointing)).train()
+    arch = read_architecture(str(micro_model_dir))
+    tokens = 4 * 128
+    measured = _saved_bytes(model, torch.randint(5, arch.vocab, (4, 128)))
+    planned = activation_bytes(arch, tokens, 4, checkpointing) + tokens * arch.vocab * 4  # + saved log-softmax
+    if checkpointing:  # during the forward only each layer's input is kept; the recompute comes later
+        from rlcs.plan import layer_activation_bytes
+
+        planned -= tokens * layer_activation_bytes(arch, 4)
+    assert planned == pytest.approx(measured, rel=0.15), (planned, measured)
+
+
+def test_launcher_configs_are_read_for_processes_stage_offload_and_precision():
+    cpu = read_launch(REPO / "recipes/accelerate/cpu_zero3.yaml")
+    assert (cpu.processes, cpu.deepspeed, cpu.zero_stage, cpu.mixed_precision) == (2, True, 3, False)
+    gpu = read_launch(REPO / "recipes/accelerate/zero3_4gpu.yaml")
+    assert (gpu.processes, gpu.zero_stage, gpu.mixed_precision) == (4, 3, True)
+    assert read_launch(None) == Launch()
+
+
+def test_model_states_follow_deepspeeds_byte_counts():
+    p, largest = 1_000_000_000, 100_000_000
+    assert model_states_bytes(p, largest, Launch(), 4) == 16 * p  # fp32 AdamW: weights, grads, 2 moments
+    zero2 = Launch(processes=4, deepspeed=True, zero_stage=2, mixed_precision=True)
+    assert model_states_bytes(p, largest, zero2, 2) == 2 * p + 18 * p // 4
+    zero3 = Launch(processes=4, deepspeed=True, zero_stage=3, mixed_precision=True)
+    assert model_states_bytes(p, largest, zero3, 2) == 4 * largest + 18 * p // 4
+    offload = Launch(processes=4, deepspeed=True, zero_stage=3, mixed_precision=True, offload_optimizer=True,
+                     offload_params=True)
+    assert model_states_bytes(p, largest, offload, 2) == 4 * largest
+
+
+def test_plan_prints_the_peak_and_the_term_to_cut(micro_model_dir, suite_dir):
+    args = ["plan", "recipes/tiny/rl.yaml", f"model.path={micro_model_dir}", f"data.train={suite_dir / 'rl.jsonl'}",
+            "data.eval=null"]
+    options = ["--accelerate", "recipes/accelerate/cpu_zero3.yaml"]
+    fits = run_rlcs([*args, *options, "--gpu-memory", "80"]).stdout
+    assert "DeepSpeed ZeRO-3" in fits and "KV cache" in fits and "fits on 2 x 80 GiB" in fits
+    tight = run_rlcs([*args, "train.micro_batch_size=64", *options, "--gpu-memory", "0.01"]).stdout
+    assert "does not fit on 2 x 0.01 GiB: the biggest term is activations" in tight
+    assert "model.gradient_checkpointing: true" in tight
+    assert GIB == 2**30
