@@ -3,8 +3,9 @@
     python benchmarks/plan_vs_measured.py [--tiny outputs/tiny]
 
 Measured: each run executes a few steps of a stage in a fresh process (under `accelerate launch` for
-the ZeRO-3 rows) and records its peak resident memory (VmHWM) minus the resident memory just before
-the stage starts (everything imported, nothing loaded): the memory the training itself took.
+the ZeRO-3 rows) and records its peak resident memory (VmHWM) minus its resident memory when the stage
+builds its optimizer (data read, model loaded): what training took beyond the loaded weights. The
+plan's figure is its peak minus the same loaded weights.
 Runs: the tiny recipes' SFT and RL stages, and a 25M-parameter model of the same family (built
 from a config) for SFT with and without gradient checkpointing, on 1 process and on 2 ZeRO-3
 processes. Published: GLM-4.1V-9B full fine-tuning (LLaMA-Factory, 4 x A100, batch 1 per GPU,
@@ -39,41 +40,56 @@ def rss_kib(field: str) -> int:
 
 
 def worker(stage: str, config: str, overrides: list[str], out: str) -> None:
-    """Runs in the measured process: import everything, note the resident memory, run the stage."""
+    """Runs in the measured process. The baseline is taken when the stage builds its optimizer: data
+    read, tokenizer and model loaded (partitioned already under ZeRO-3), nothing trained yet; what the
+    process holds above it at its peak is what training took beyond the loaded weights."""
     import importlib
 
-    import deepspeed  # noqa: F401  (imported before the baseline, as the stage would import it)
     import torch
 
     from rlcs.config import RLRecipe, SFTRecipe, load_recipe
 
     torch.set_num_threads(1)
     recipe = load_recipe(config, {"sft": SFTRecipe, "rl": RLRecipe}[stage], overrides)
-    module = importlib.import_module(f"rlcs.stages.{stage}")
-    before = rss_kib("VmRSS")
-    module.run(recipe)
+    module = importlib.import_module({"sft": "rlcs.lm_loop", "rl": "rlcs.stages.rl"}[stage])
+    baseline = {}
+    build_optimizer = module.build_optimizer
+
+    def noted(*args, **kwargs):
+        baseline["kib"] = rss_kib("VmRSS")
+        return build_optimizer(*args, **kwargs)
+
+    module.build_optimizer = noted
+    importlib.import_module(f"rlcs.stages.{stage}").run(recipe)
     rank = int(os.environ.get("RANK", "0"))
-    Path(f"{out}.{rank}").write_text(json.dumps({"rank": rank, "delta_bytes": (rss_kib("VmHWM") - before) * 1024}))
+    Path(f"{out}.{rank}").write_text(json.dumps({"rank": rank,
+                                                 "delta_bytes": (rss_kib("VmHWM") - baseline["kib"]) * 1024}))
 
 
 def measure(stage: str, config: str, overrides: list[str], launcher: list[str] | None) -> float:
-    """Peak RSS taken by the stage, the largest over processes."""
+    """Peak RSS above the loaded model, the largest over processes."""
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "rss")
         args = [__file__, "--worker", stage, config, out, "--", *overrides, f"output_dir={tmp}/run"]
         command = ([*launcher, *args] if launcher else [sys.executable, *args])
-        subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"},
-                       check=True, capture_output=True)
+        # A fixed mmap threshold: every tensor above 128 KiB gets its own mapping, returned to the system
+        # when freed, so resident memory follows live tensors rather than what the heap kept.
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "MALLOC_MMAP_THRESHOLD_": "131072",
+               "MALLOC_TRIM_THRESHOLD_": "131072"}
+        subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
         return max(json.loads(p.read_text())["delta_bytes"] for p in Path(tmp).glob("rss.*"))
 
 
 def planned(stage: str, config: str, overrides: list[str], accelerate: str | None, prompt_tokens: int) -> float:
+    """rlcs plan's peak minus the weights as loaded (whole, or this process's part under ZeRO-3)."""
     from rlcs.config import RLRecipe, SFTRecipe, load_recipe
-    from rlcs.plan import peak_bytes, plan_terms, read_architecture, read_launch
+    from rlcs.plan import BYTES, peak_bytes, plan_terms, read_architecture, read_launch
 
     recipe = load_recipe(config, {"sft": SFTRecipe, "rl": RLRecipe}[stage], overrides)
     arch = read_architecture(recipe.model.path)
-    return peak_bytes(*plan_terms(recipe, stage, arch, read_launch(accelerate), prompt_tokens))
+    launch = read_launch(accelerate)
+    loaded = arch.parameters * BYTES[recipe.model.dtype] // (launch.processes if launch.zero_stage == 3 else 1)
+    return peak_bytes(*plan_terms(recipe, stage, arch, launch, prompt_tokens)) - loaded
 
 
 def build_mid_model(tiny: Path, out: Path) -> Path:
@@ -138,12 +154,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mid = build_mid_model(tiny, Path(tmp) / "mid")
         sft = "recipes/tiny/sft.yaml"
+        rl = [f"model.path={tiny}/sft/model", "logging.wandb=false", "data.eval=null", "train.steps=3",
+              "train.resume=never"]
+        from rlcs.config import RLRecipe, load_recipe
+        from rlcs.plan import longest_prompt
+
+        prompt = longest_prompt(load_recipe("recipes/tiny/rl.yaml", RLRecipe, rl))
         quiet = ["logging.wandb=false", "data.eval=null", "train.max_steps=3", "train.resume=never"]
         runs = [
             ("tiny SFT (0.8M), 1 process", "sft", sft, [f"model.path={tiny}/pretrain/model", *quiet], None, 0),
-            ("tiny RL (0.8M), 1 process", "rl", "recipes/tiny/rl.yaml",
-             [f"model.path={tiny}/sft/model", "logging.wandb=false", "data.eval=null", "train.steps=3",
-              "train.resume=never"], None, 96),
+            ("tiny RL (0.8M), 1 process, the recipe as is", "rl", "recipes/tiny/rl.yaml", rl, None, prompt),
+            ("tiny RL (0.8M), 1 process, completions fill the budget", "rl", "recipes/tiny/rl.yaml",
+             [*rl, "rollout.max_new_tokens=48", "rollout.force_answer=false"], None, prompt),
             ("25M model SFT, 1 process", "sft", sft, [f"model.path={mid}", *quiet], None, 0),
             ("25M model SFT, gradient checkpointing, 1 process", "sft", sft,
              [f"model.path={mid}", "model.gradient_checkpointing=true", *quiet], None, 0),
@@ -161,9 +183,12 @@ def main() -> None:
 
 Command: `python benchmarks/plan_vs_measured.py --tiny {args.tiny}`. Measured on CPU: peak resident memory
 of the process running the stage (3 optimizer steps; under ZeRO-3 the larger of the 2 processes) minus its
-resident memory just before the stage started, everything already imported. Planned: `rlcs plan`'s peak per
-process for the same recipe, overrides and launcher (RL: longest prompt taken as 96 tokens). Machine:
-{machine()}.
+resident memory when the stage builds its optimizer (data read, model loaded). Planned: `rlcs plan`'s peak
+per process for the same recipe, overrides and launcher (RL: the longest prompt of the data, {prompt} tokens)
+minus the same loaded weights. Both are what training adds to a loaded model. The RL plan assumes every
+completion uses the whole budget; the tiny policy's completions are shorter (about 50 of 128 tokens), so
+for the recipe as is the plan is an upper bound, and the second RL run (48 new tokens, no force answering)
+fills its budget as the plan assumes. Machine: {machine()}.
 
 | run | measured | rlcs plan | plan vs measured |
 |---|---|---|---|

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="default: from the recipe's file name")
     plan.add_argument("--model", default=None, help="model directory or hub id in place of the recipe's model.path")
     plan.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
-    plan.add_argument("--prompt-tokens", type=int, default=1024, help="RL: longest prompt in tokens (default 1024)")
+    plan.add_argument("--prompt-tokens", type=int, default=None,
+                      help="RL: longest prompt in tokens (default: measured on the recipe's data.train)")
     grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")

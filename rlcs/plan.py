@@ -12,9 +12,13 @@ counts, no weights loaded) and adds up, per process:
   intermediate, a heads, k key-value heads, d head size, e activation bytes (the fp32 norms account
   for the last term). With gradient checkpointing only each layer's input (``e·h``) is kept, plus one
   layer's activations while it is recomputed. The coefficients were fitted to the bytes autograd saves
-  for Glm4 (tests/test_plan.py checks them against a measurement);
+  for Glm4 (tests/test_plan.py checks them against a measurement). At the peak of the backward pass
+  one layer's activation gradients exist too (and with checkpointing its recomputed activations);
 - the logits, their fp32 log-softmax and its gradient for a micro-batch (RL: completion positions
   only, which is what the policy loss asks the model for);
+- DeepSpeed's buffers under ZeRO-2/3: the contiguous gradient bucket (``reduce_bucket_size``
+  elements, allocated whole), and under ZeRO-3 the prefetch bucket and the gathered parameters it
+  keeps live between forward and backward (``stage3_max_live_parameters``);
 - RL generation: the weights gathered whole on every process under ZeRO-3, and the KV cache of one
   generate call (``rollout.max_rows_per_generate`` rows of prompt + completion tokens).
 
@@ -42,6 +46,9 @@ class Launch:
     offload_optimizer: bool = False
     offload_params: bool = False
     mixed_precision: bool = False  # DeepSpeed bf16/fp16: 16-bit weights with fp32 master copies
+    reduce_bucket: int | None = None  # elements; None: "auto" (accelerate sets hidden^2)
+    prefetch_bucket: int | None = None  # ZeRO-3 elements; None: "auto" (0.9 hidden^2)
+    max_live_parameters: int = 1_000_000_000  # ZeRO-3: gathered parameters DeepSpeed may keep
 
     @property
     def per_machine(self) -> int:
@@ -82,9 +89,16 @@ def read_launch(path: str | Path | None) -> Launch:
         "offload_optimizer_device", "none")) or "none") != "none"
     launch.offload_params = (zero.get("offload_param", {}).get("device", inline.get(
         "offload_param_device", "none")) or "none") != "none"
+    launch.reduce_bucket = _bucket(zero.get("reduce_bucket_size", 500_000_000))
+    launch.prefetch_bucket = _bucket(zero.get("stage3_prefetch_bucket_size", 50_000_000))
+    launch.max_live_parameters = int(float(zero.get("stage3_max_live_parameters", 1_000_000_000)))
     launch.mixed_precision = (ds.get("bf16", {}).get("enabled") is True or ds.get("fp16", {}).get("enabled") is True
                               or inline.get("mixed_precision", config.get("mixed_precision", "no")) in ("bf16", "fp16"))
     return launch
+
+
+def _bucket(value) -> int | None:
+    return None if value == "auto" else int(float(value))
 
 
 @dataclass
@@ -155,12 +169,14 @@ def layer_activation_bytes(arch: Architecture, e: int) -> float:
 
 
 def activation_bytes(arch: Architecture, tokens: int, e: int, checkpointing: bool) -> float:
-    """Activations of a micro-batch of ``tokens`` tokens, logits excluded."""
+    """Activations of a micro-batch of ``tokens`` tokens at the peak of its backward pass, logits
+    excluded: what the forward kept, plus one layer's worth of gradients being computed (and, with
+    checkpointing, that layer's recomputed activations)."""
     per_layer = layer_activation_bytes(arch, e)
     outside = max(3 * e, 8) * arch.hidden  # embeddings, final norm
     if checkpointing:
-        return tokens * (arch.layers * e * arch.hidden + per_layer + outside)
-    return tokens * (arch.layers * per_layer + outside)
+        return tokens * (arch.layers * e * arch.hidden + 2 * per_layer + outside)
+    return tokens * ((arch.layers + 1) * per_layer + outside)
 
 
 def logits_bytes(arch: Architecture, positions: int, e: int) -> float:
@@ -197,6 +213,17 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
                   "model.gradient_checkpointing: true" if not checkpointing else "a smaller train.micro_batch_size"),
              Term(f"logits, fp32 log-softmax and its gradient ({logit_positions} positions x {arch.vocab} vocab)",
                   logits_bytes(arch, logit_positions, e), "a smaller train.micro_batch_size")]
+    if launch.deepspeed and launch.zero_stage in (2, 3):
+        hidden2 = arch.hidden * arch.hidden
+        reduce = launch.reduce_bucket if launch.reduce_bucket is not None else hidden2
+        buffers = reduce * e  # the contiguous gradient bucket, allocated whole
+        if launch.zero_stage == 3:
+            prefetch = launch.prefetch_bucket if launch.prefetch_bucket is not None else int(0.9 * hidden2)
+            # gathered parameters DeepSpeed keeps between forward and backward (max_live_parameters)
+            buffers += (min(prefetch, arch.parameters) + min(launch.max_live_parameters, arch.parameters)) * e
+        train.append(Term("DeepSpeed buffers (reduce bucket; ZeRO-3 prefetch and live gathered parameters)",
+                          buffers, "smaller zero_optimization.reduce_bucket_size / stage3_prefetch_bucket_size / "
+                          "stage3_max_live_parameters"))
     if stage != "rl":
         return train, []
     if recipe.rl.kl_coef > 0:
@@ -205,7 +232,7 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
     rows = recipe.rollout.max_rows_per_generate
     length = prompt_tokens + max(recipe.rollout.max_new_tokens, recipe.train.eval_max_new_tokens)
     kv = rows * length * arch.layers * 2 * arch.kv_heads * arch.head_dim * e
-    generation = [Term(states.name, states.bytes, states.cut)]
+    generation = [Term(states.name, states.bytes, states.cut)] + [t for t in train if t.name.startswith("DeepSpeed")]
     if launch.zero_stage == 3:
         generation.append(Term("weights gathered whole for generation (ZeRO-3)", arch.parameters * e,
                                "a vLLM engine on its own GPUs (not built yet)"))
@@ -241,6 +268,17 @@ def peak_bytes(train: list[Term], generation: list[Term]) -> float:
     return max(sum(t.bytes for t in train), sum(t.bytes for t in generation))
 
 
+def longest_prompt(recipe, limit: int = 20_000) -> int:
+    """Tokens of the longest rendered prompt among the first ``limit`` RL examples."""
+    from rlcs.data import load_examples
+    from rlcs.rl.rollout import prompt_text
+    from rlcs.runtime import load_tokenizer
+
+    tokenizer = load_tokenizer(recipe.model)
+    examples = load_examples(recipe.data.train, recipe.data.split)[:limit]
+    return max(len(tokenizer(prompt_text(tokenizer, e), add_special_tokens=False)["input_ids"]) for e in examples)
+
+
 def stage_of(recipe_path: Path, raw: dict, stage: str | None) -> str:
     if stage:
         return stage
@@ -262,7 +300,11 @@ def main(args) -> int:
     recipe = load_recipe(recipe_path, schema, overrides + list(args.overrides))
     launch = read_launch(args.accelerate)
     arch = read_architecture(recipe.model.path, recipe.model.trust_remote_code)
-    train, generation = plan_terms(recipe, stage, arch, launch, args.prompt_tokens)
+    prompt_tokens = args.prompt_tokens
+    if stage == "rl" and prompt_tokens is None:
+        prompt_tokens = longest_prompt(recipe)
+        print(f"longest prompt in {recipe.data.train}: {prompt_tokens} tokens (--prompt-tokens to set it)")
+    train, generation = plan_terms(recipe, stage, arch, launch, prompt_tokens or 0)
     title = (f"rlcs plan: {recipe_path} ({stage}), {arch.parameters / 1e6:.2f}M parameters "
              f"(largest module {arch.largest_layer / 1e6:.2f}M), {recipe.model.dtype}; {launch.describe()}")
     print(format_plan(title, train, generation, launch.processes, args.gpu_memory))

@@ -93,3 +93,47 @@ def test_zero3_generation_hooks_and_nonfinite_guard(tmp_path, micro_model_dir):
         assert r["loss_after_generation"] == pytest.approx(r["expected_loss"], rel=1e-5)
     assert [r["guard_skipped"] for r in ranks] == [1, 1]  # the decision is collective
     assert all(r["finite"] and r["changed"] and r["deepspeed_skipped_steps"] == 0 for r in ranks)
+
+
+def _on_two_machines(args: list[str], port: int) -> list[str]:
+    """``rlcs ARGS`` as a two-machine launch (one CPU process per machine rank, rendezvous at
+    127.0.0.1), the way each node of a cluster starts it; returns both logs."""
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(REPO / "recipes/accelerate/cpu_zero3_2machines.yaml"), "--machine_rank", str(rank),
+         "--main_process_port", str(port), "-m", "rlcs.cli", *args],
+        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True) for rank in (0, 1)]
+    logs = []
+    try:
+        for process in processes:
+            logs.append(process.communicate(timeout=300)[0])
+    finally:
+        for process in processes:
+            process.kill()
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    return logs
+
+
+def test_two_machines_run_sft_and_rl_steps_checkpoint_and_resume(tmp_path, micro_model_dir, suite_dir, choice_task):
+    """recipes/accelerate/cpu_zero3_2machines.yaml: num_machines 2, machine ranks 0 and 1, one process each."""
+    sft = ["sft", "--config", str(REPO / "recipes/tiny/sft.yaml"), f"output_dir={tmp_path / 'sft'}",
+           f"model.path={micro_model_dir}", f"data.train={suite_dir / 'sft.jsonl'}", "data.eval=null",
+           "train.micro_batch_size=2", "train.save_every=2", "train.log_every=1", "logging.wandb=false"]
+    _on_two_machines([*sft, "train.max_steps=4"], 29551)
+    info = json.loads((tmp_path / "sft/run_info.json").read_text())
+    assert info["num_processes"] == 2 and all(0.4 < n / info["parameters"] < 0.6 for n in info["parameters_per_rank"])
+    logs = _on_two_machines([*sft, "train.max_steps=6"], 29552)  # continues from the step-2 checkpoint
+    assert any("resumed from" in log and "step-2" in log for log in logs)
+    assert [r["step"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
+
+    rl = ["rl", "--config", str(REPO / "recipes/tiny/rl.yaml"), f"output_dir={tmp_path / 'rl'}",
+          f"model.path={choice_task / 'sft/model'}", f"data.train={choice_task / 'rl.jsonl'}", "data.eval=null",
+          "train.micro_batch_size=8", "train.save_every=1", "rollout.max_new_tokens=48", "rollout.answer_budget=8",
+          "sampler.name=rlcs", "logging.wandb=false"]
+    _on_two_machines([*rl, "train.steps=2"], 29553)
+    _on_two_machines([*rl, "train.steps=3"], 29554)  # resumes from step 1, the newest checkpoint
+    picks = [json.loads(line) for line in (tmp_path / "rl/picks.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in picks] == [1, 2, 3]
+    info = json.loads((tmp_path / "rl/run_info.json").read_text())
+    assert info["num_processes"] == 2 and len(set(info["sampler_digest_per_rank"])) == 1
