@@ -162,7 +162,7 @@ class HFEngine:
         """Built from the params alone: nothing (repetition_penalty, a hub top_k, ...) is inherited from
         the checkpoint's ``generation_config``. Fields left unset would be filled from it or from
         transformers' defaults (top_k=50), so the neutral values are spelled out."""
-        sampling = ({"temperature": 1.0, "top_p": 1.0, "top_k": 0} if params.greedy else
+        sampling = ({} if params.greedy else  # greedy ignores them (and transformers warns when set)
                     {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k})
         stop_strings = None if self.answer_close_is_one_token else [ANSWER_CLOSE]
         return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not params.greedy, num_beams=1,
