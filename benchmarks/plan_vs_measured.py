@@ -186,9 +186,9 @@ of the process running the stage (3 optimizer steps; under ZeRO-3 the larger of 
 resident memory when the stage builds its optimizer (data read, model loaded). Planned: `rlcs plan`'s peak
 per process for the same recipe, overrides and launcher (RL: the longest prompt of the data, {prompt} tokens)
 minus the same loaded weights. Both are what training adds to a loaded model. The RL plan assumes every
-completion uses the whole budget; the tiny policy's completions are shorter (about 50 of 128 tokens), so
-for the recipe as is the plan is an upper bound, and the second RL run (48 new tokens, no force answering)
-fills its budget as the plan assumes. Machine: {machine()}.
+completion uses the whole budget and prompts of similar length (logits are taken from the shortest
+prompt's end on); the tiny policy's completions are shorter (about 50 of 128 tokens), and the second RL
+run (48 new tokens, no force answering) fills its budget as the plan assumes. Machine: {machine()}.
 
 | run | measured | rlcs plan | plan vs measured |
 |---|---|---|---|

@@ -168,6 +168,13 @@ class RolloutConfig(Section):
     max_rows_per_generate: int = Field(256, ge=1, description="sequences per generate call (rollout, eval, "
                                        "force answering); bounds the KV cache of one call")
 
+    @model_validator(mode="after")
+    def _room_to_think(self) -> RolloutConfig:
+        if self.force_answer and self.max_new_tokens <= self.answer_budget:
+            raise ValueError(f"max_new_tokens ({self.max_new_tokens}) must exceed answer_budget "
+                             f"({self.answer_budget}): force answering reserves the budget out of it")
+        return self
+
 
 class SamplerConfig(Section):
     """Which examples each RL step rolls out (docs/curriculum.md explains every knob)."""

@@ -90,7 +90,9 @@ class HFEngine:
     def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
         self.model, self.tokenizer, self.accelerator, self.max_rows = model, tokenizer, accelerator, max_rows
         self.stops = stop_ids(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
-        self.answer_close_is_one_token = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE) in self.stops
+        answer_close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
+        self.answer_close_is_one_token = (isinstance(answer_close, int) and answer_close != tokenizer.unk_token_id
+                                          and answer_close in self.stops)
         self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
 
     def sync_weights(self) -> None:
@@ -191,7 +193,7 @@ class HFEngine:
         if self.answer_close_is_one_token:
             return False
         text = self.tokenizer.decode(token_ids) if text is None else text
-        return text.endswith(ANSWER_CLOSE)
+        return ANSWER_CLOSE in text  # the stop string may end inside the last token
 
     def _processes(self) -> int:
         return self.accelerator.num_processes if self.accelerator is not None else 1

@@ -37,8 +37,17 @@ class MetricsLogger:
                 # Rewind the run to the checkpoint: the steps the crashed run logged past it are dropped
                 # on the server, as they were from metrics.jsonl, so the re-logged steps are accepted.
                 wandb_kwargs["resume_from"] = f"{run_id}?_step={resume_step}"
-            accelerator.init_trackers(recipe.logging.project, config={"stage": stage, **recipe.model_dump(mode="json")},
-                                      init_kwargs={"wandb": wandb_kwargs})
+            config = {"stage": stage, **recipe.model_dump(mode="json")}
+            try:
+                accelerator.init_trackers(recipe.logging.project, config=config, init_kwargs={"wandb": wandb_kwargs})
+            except Exception as exc:  # rewind is not enabled on every wandb server
+                if "resume_from" not in wandb_kwargs:
+                    raise
+                print(f"warning: wandb refused to rewind run {run_id} ({exc}); continuing it without a rewind, so "
+                      f"steps after {resume_step} that the interrupted run logged stay in its history")
+                wandb_kwargs.pop("resume_from")
+                wandb_kwargs.update(id=run_id, resume="allow")
+                accelerator.init_trackers(recipe.logging.project, config=config, init_kwargs={"wandb": wandb_kwargs})
             self.run_id = accelerator.get_tracker("wandb", unwrap=True).id
 
     def log(self, metrics: dict[str, float], step: int) -> None:

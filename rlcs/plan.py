@@ -28,6 +28,8 @@ Training and generation do not overlap, so the peak is the larger of the two.
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,7 @@ class Launch:
     reduce_bucket: int | None = None  # elements; None: "auto" (accelerate sets hidden^2)
     prefetch_bucket: int | None = None  # ZeRO-3 elements; None: "auto" (0.9 hidden^2)
     max_live_parameters: int = 1_000_000_000  # ZeRO-3: gathered parameters DeepSpeed may keep
+    overlap_comm: bool = False  # ZeRO-1/2 then keep two reduce buckets
 
     @property
     def per_machine(self) -> int:
@@ -84,14 +87,16 @@ def read_launch(path: str | Path | None) -> Launch:
             raise FileNotFoundError(f"{path}: deepspeed_config_file {inline['deepspeed_config_file']} not found")
         ds = json.loads(ds_path.read_text())
     zero = ds.get("zero_optimization", {})
-    launch.zero_stage = int(zero.get("stage", inline.get("zero_stage", 0)))
+    stage = zero.get("stage", inline.get("zero_stage", 0))
+    launch.zero_stage = 0 if stage == "auto" else int(stage)
+    launch.overlap_comm = zero.get("overlap_comm", False) is True
     launch.offload_optimizer = (zero.get("offload_optimizer", {}).get("device", inline.get(
         "offload_optimizer_device", "none")) or "none") != "none"
     launch.offload_params = (zero.get("offload_param", {}).get("device", inline.get(
         "offload_param_device", "none")) or "none") != "none"
     launch.reduce_bucket = _bucket(zero.get("reduce_bucket_size", 500_000_000))
     launch.prefetch_bucket = _bucket(zero.get("stage3_prefetch_bucket_size", 50_000_000))
-    launch.max_live_parameters = int(float(zero.get("stage3_max_live_parameters", 1_000_000_000)))
+    launch.max_live_parameters = _bucket(zero.get("stage3_max_live_parameters", 1_000_000_000)) or 1_000_000_000
     launch.mixed_precision = (ds.get("bf16", {}).get("enabled") is True or ds.get("fp16", {}).get("enabled") is True
                               or inline.get("mixed_precision", config.get("mixed_precision", "no")) in ("bf16", "fp16"))
     return launch
@@ -152,10 +157,8 @@ def model_states_bytes(parameters: int, largest_layer: int, launch: Launch, para
         return 4 * parameters + 16 * parameters // (n if launch.zero_stage == 1 else 1)
     # fp32 under DeepSpeed: the ZeRO optimizer keeps its own fp32 partition besides the weights
     if launch.zero_stage == 3:
-        if launch.offload_params:
-            return 4 * largest_layer
-        per_param = 4 + 4 + (0 if launch.offload_optimizer else 12)  # weights, gradients, copy + moments
-        return 4 * largest_layer + per_param * parameters // n
+        per_param = (0 if launch.offload_params else 4 + 4) + (0 if launch.offload_optimizer else 12)
+        return 4 * largest_layer + per_param * parameters // n  # weights + grads; fp32 copy + moments
     if launch.zero_stage == 0:
         return 16 * parameters
     grads = 4 * parameters // (n if launch.zero_stage == 2 else 1)
@@ -194,7 +197,8 @@ class Term:
 def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
                prompt_tokens: int) -> tuple[list[Term], list[Term]]:
     """(training-step terms, generation terms); generation only for RL."""
-    e = BYTES[recipe.model.dtype]
+    # DeepSpeed's bf16/fp16 casts an fp32 recipe's model to 16 bits
+    e = 2 if launch.deepspeed and launch.mixed_precision else BYTES[recipe.model.dtype]
     param_bytes = e
     micro = recipe.train.micro_batch_size
     states = Term("parameters, gradients and optimizer states",
@@ -216,7 +220,7 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
     if launch.deepspeed and launch.zero_stage in (2, 3):
         hidden2 = arch.hidden * arch.hidden
         reduce = launch.reduce_bucket if launch.reduce_bucket is not None else hidden2
-        buffers = reduce * e  # the contiguous gradient bucket, allocated whole
+        buffers = reduce * e * (2 if launch.zero_stage == 2 and launch.overlap_comm else 1)  # allocated whole
         if launch.zero_stage == 3:
             prefetch = launch.prefetch_bucket if launch.prefetch_bucket is not None else int(0.9 * hidden2)
             # gathered parameters DeepSpeed keeps between forward and backward (max_live_parameters)
@@ -238,6 +242,9 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
                                "a vLLM engine on its own GPUs (not built yet)"))
     generation.append(Term(f"KV cache of one generate call ({rows} rows x {length} tokens)", kv,
                            "a smaller rollout.max_rows_per_generate"))
+    prefill = rows * prompt_tokens * (2 * arch.intermediate + 4 * arch.hidden) * e  # one layer at a time
+    generation.append(Term(f"prefill of one generate call ({rows} rows x {prompt_tokens} prompt tokens, one layer)",
+                           prefill, "a smaller rollout.max_rows_per_generate"))
     return train, generation
 
 
@@ -258,9 +265,11 @@ def format_plan(title: str, train: list[Term], generation: list[Term], gpus: int
     if peak <= gpu_gib * GIB:
         lines.append(f"fits on {gpus} x {gpu_gib:g} GiB")
     else:
-        biggest = max(terms, key=lambda t: t.bytes)
+        biggest, second = sorted(terms, key=lambda t: t.bytes, reverse=True)[:2] + [None] * (len(terms) < 2)
         lines.append(f"does not fit on {gpus} x {gpu_gib:g} GiB: the biggest term is {biggest.name} "
                      f"({biggest.bytes / GIB:.2f} GiB); to cut it: {biggest.cut}")
+        if second is not None:
+            lines.append(f"next: {second.name} ({second.bytes / GIB:.2f} GiB); to cut it: {second.cut}")
     return "\n".join(lines)
 
 
@@ -296,10 +305,29 @@ def main(args) -> int:
     raw = yaml.safe_load(recipe_path.read_text()) or {}
     stage = stage_of(recipe_path, raw, args.stage)
     schema = {"pretrain": PretrainRecipe, "sft": SFTRecipe, "rl": RLRecipe}[stage]
-    overrides = [f"model.path={args.model}"] if args.model else []
-    recipe = load_recipe(recipe_path, schema, overrides + list(args.overrides))
+    overrides = ([f"model.path={args.model}"] if args.model else []) + list(args.overrides)
+    data = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("data.train=")),
+                (raw.get("data") or {}).get("train"))
+    data_missing = isinstance(data, str) and data.endswith((".jsonl", ".json", ".parquet", ".csv")) \
+        and not Path(data).expanduser().exists()
+    evaluation = (raw.get("data") or {}).get("eval")
+    if isinstance(evaluation, str) and not Path(evaluation).expanduser().exists():
+        overrides.append("data.eval=null")  # held-out data does not change the memory
+    if data_missing:  # planning needs no data, except the longest RL prompt (then --prompt-tokens or 1024)
+        placeholder = Path(tempfile.mkdtemp()) / "none.jsonl"
+        placeholder.write_text("")
+        overrides = [o for o in overrides if not o.startswith(("data.train=", "data.eval="))]
+        overrides += [f"data.train={placeholder}", "data.eval=null"]
+        if stage == "rl" and args.prompt_tokens is None:
+            args.prompt_tokens = 1024
+            print(f"{data} does not exist yet: assuming prompts of up to 1024 tokens (--prompt-tokens to set it)")
+    recipe = load_recipe(recipe_path, schema, overrides)
     launch = read_launch(args.accelerate)
-    arch = read_architecture(recipe.model.path, recipe.model.trust_remote_code)
+    try:
+        arch = read_architecture(recipe.model.path, recipe.model.trust_remote_code)
+    except OSError as exc:  # a hub id with no network, or a directory without config.json
+        print(f"error: cannot read the model config of {recipe.model.path!r}: {exc}", file=sys.stderr)
+        return 2
     prompt_tokens = args.prompt_tokens
     if stage == "rl" and prompt_tokens is None:
         prompt_tokens = longest_prompt(recipe)

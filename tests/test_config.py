@@ -74,3 +74,12 @@ def test_resolved_recipe_round_trips(tmp_path, base):
 def test_hub_ids_pass_validation_without_a_local_directory(tmp_path, base):
     base["model"]["path"] = "zai-org/GLM-4-9B-0414"
     assert load_recipe(_write(tmp_path, base), SFTRecipe).model.path == "zai-org/GLM-4-9B-0414"
+
+
+def test_an_answer_budget_that_leaves_no_room_to_think_is_refused(tmp_path):
+    from rlcs.config import RLRecipe
+
+    with pytest.raises(RecipeError, match=r"rollout.*max_new_tokens \(16\) must exceed answer_budget \(16\)"):
+        load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe,
+                    ["rollout.max_new_tokens=16", "rollout.answer_budget=16", "model.path=gpt2",
+                     "data.train=org/dataset", "data.eval=null"])

@@ -73,3 +73,11 @@ def test_plan_prints_the_peak_and_the_term_to_cut(micro_model_dir, suite_dir):
     assert "does not fit on 2 x 0.01 GiB: the biggest term is activations" in tight
     assert "model.gradient_checkpointing: true" in tight
     assert GIB == 2**30
+
+
+def test_plan_needs_no_data_files(micro_model_dir):
+    """Planning happens before the data exists: the RL prompt length then defaults (and says so)."""
+    out = run_rlcs(["plan", "recipes/tiny/rl.yaml", f"model.path={micro_model_dir}", "data.train=/nowhere/rl.jsonl",
+                    "--gpu-memory", "80"]).stdout
+    assert "/nowhere/rl.jsonl does not exist yet: assuming prompts of up to 1024 tokens" in out
+    assert "KV cache of one generate call (256 rows x 1152 tokens)" in out and "fits on 1 x 80 GiB" in out

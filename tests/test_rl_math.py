@@ -210,3 +210,5 @@ def test_token_logprobs_ask_only_for_completion_logits_and_match_a_full_log_soft
     mask = batch.loss_mask.bool()
     assert torch.allclose(logp[mask], expected[mask], atol=1e-5)
     assert torch.allclose(entropy[mask], entropy_from_logits(full)[mask], atol=1e-5)
+    # exactly zero wherever no completion token is predicted (row 1's prompt, row 2's masked tokens)
+    assert (logp[~mask] == 0).all() and (entropy[~mask] == 0).all()

@@ -80,7 +80,7 @@ def test_zero3_generation_hooks_and_nonfinite_guard(tmp_path, micro_model_dir):
     """tests/probes/zero3_probe.py under 2 ZeRO-3 processes with uneven work (see its docstring)."""
     out = tmp_path / "probe.json"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29535",
+               str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29537",
                str(REPO / "tests/probes/zero3_probe.py"), str(micro_model_dir), str(out)]
     result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
                             text=True, timeout=300)

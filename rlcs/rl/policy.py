@@ -71,12 +71,17 @@ def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entro
     targets = batch.input_ids[:, first + 1:]
     logp = batch.loss_mask.new_zeros((n, width - 1), dtype=torch.float32)
     logp[:, first:] = torch.stack([_row_logprobs(row, target, temperature) for row, target in zip(logits, targets)])
+    # Zero wherever no completion token is predicted, whatever micro-batch this row was computed in (chunks
+    # start at different positions, and exp(logp - old) must not see a prompt log-prob on one side only).
+    predicted = batch.loss_mask.bool()
+    logp = logp.masked_fill(~predicted, 0.0)
     entropy = None
     if with_entropy:
         entropy = batch.loss_mask.new_zeros((n, width - 1), dtype=torch.float32)
         with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
             rows = logits if entropy_grad else logits.detach()
             entropy[:, first:] = torch.stack([entropy_from_logits(row.float() / temperature) for row in rows])
+        entropy = entropy.masked_fill(~predicted, 0.0)
     return logp, entropy
 
 
@@ -129,11 +134,11 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                         logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,
                         config.dual_clip, config.aggregation, max_new_tokens, normalizer,
                     )
+                    kl = torch.zeros(())
                     if ref_logp is not None:
                         kl = aggregate(kl_k3(logp, ref_logp[index]), micro.loss_mask, config.aggregation,
                                        max_new_tokens, normalizer)
                         loss = loss + config.kl_coef * kl
-                        totals["kl_ref"] += float(kl)
                     mean_entropy = aggregate(entropy, micro.loss_mask, "token")
                     if config.entropy_coef:
                         loss = loss - config.entropy_coef * mean_entropy
@@ -147,12 +152,15 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                     guard.step(optimizer)  # no update for a window that had a non-finite loss
                     if accelerator.sync_gradients:
                         scheduler.step()
+                if skipped:
+                    continue  # its loss, ratios and entropy are not numbers
                 micro_steps += 1
                 totals["loss"] += float(loss.detach())
                 totals["clip_frac_low"] += stats.clip_frac_low
                 totals["clip_frac_high"] += stats.clip_frac_high
                 totals["approx_kl"] += stats.approx_kl
                 totals["entropy"] += float(mean_entropy.detach())
+                totals["kl_ref"] += float(kl.detach())
     metrics = {f"train/{key}": value / max(micro_steps, 1) for key, value in totals.items()}
     if ref_model is None:
         metrics.pop("train/kl_ref")

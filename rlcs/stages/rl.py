@@ -56,6 +56,10 @@ def run(recipe: RLRecipe) -> Path:
     policy = load_model(recipe.model)
     optimizer = build_optimizer(policy, recipe.optim)
     policy, optimizer = accelerator.prepare(policy, optimizer)
+    if accelerator.gradient_accumulation_steps != micro_per_mini:  # a DeepSpeed JSON with its own value
+        raise ValueError(f"gradient_accumulation_steps is {accelerator.gradient_accumulation_steps} after prepare, but "
+                         f"one optimizer step per mini-batch needs {micro_per_mini}: set it to \"auto\" in the "
+                         "DeepSpeed config")
     ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
