@@ -44,6 +44,7 @@ class RewardRouter:
     pool: VerifierPool | None = None
     errors: Counter = field(default_factory=Counter)
     timeouts: Counter = field(default_factory=Counter)
+    last_failure: dict[str, str] = field(default_factory=dict)  # domain -> "verifier: status: message"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Mapping], examples: Sequence[Mapping] = (), workers: int = 0,
@@ -83,6 +84,7 @@ class RewardRouter:
             if outcome.status != "ok":
                 counter = self.timeouts if outcome.status == "timeout" else self.errors
                 counter[example["domain"]] += 1
+                self.last_failure[example["domain"]] = f"{term.spec}: {outcome.status}: {outcome.message}"
                 log.warning("verifier %s for %s: %s on example %s: %s", term.spec, example["domain"],
                             outcome.status, example.get("id"), outcome.message)
                 failed[i] = True
@@ -102,6 +104,10 @@ class RewardRouter:
         except Exception as exc:  # a verifier bug must not end a long run
             return Outcome(None, "error", f"{type(exc).__name__}: {exc}")
 
+    def failures(self) -> Counter:
+        """Errors and timeouts so far, per domain."""
+        return self.errors + self.timeouts
+
     def metrics(self) -> dict[str, float]:
         out = {}
         for domain in self.domains:
@@ -113,14 +119,15 @@ class RewardRouter:
     def counted_apart(self):
         """Failures scored inside the block go to the yielded Counter (domain -> errors + timeouts), not
         to the counters ``metrics()`` reports, e.g. so held-out scoring does not show as training failures."""
-        kept, self.errors, self.timeouts = (self.errors, self.timeouts), Counter(), Counter()
+        kept = (self.errors, self.timeouts, self.last_failure)
+        self.errors, self.timeouts, self.last_failure = Counter(), Counter(), {}
         apart = Counter()
         try:
             yield apart
         finally:
             apart.update(self.errors)
             apart.update(self.timeouts)
-            self.errors, self.timeouts = kept
+            self.errors, self.timeouts, self.last_failure = kept
 
     def close(self) -> None:
         if self.pool is not None:

@@ -9,6 +9,8 @@ import sys
 from rewards.registry import RewardSpecError
 from rlcs.config import InitRecipe, PretrainRecipe, RecipeError, RLRecipe, SFTRecipe, SuiteRecipe, load_recipe
 from rlcs.data import DataError
+from rlcs.guards import NonFiniteLoss
+from rlcs.rl.failures import RewardFailures
 
 # sub-command -> (module under rlcs.stages, recipe schema, help)
 STAGES = {
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         module_name, schema, _ = STAGES[args.command]
         recipe = load_recipe(args.config, schema, args.overrides)
         importlib.import_module(f"rlcs.stages.{module_name}").run(recipe)
-    except (RecipeError, DataError, RewardSpecError) as exc:
+    except (RecipeError, DataError, RewardSpecError, RewardFailures, NonFiniteLoss) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

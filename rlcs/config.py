@@ -156,6 +156,13 @@ class RewardWorkersConfig(Section):
     timeout_s: float = Field(10.0, gt=0, description="wall-clock limit of one verifier call")
 
 
+class RewardFailureBudget(Section):
+    """Stop a run whose rewards are mostly verifier failures (each scored as the domain's minimum)."""
+
+    max_share: float = Field(0.2, ge=0, le=1, description="share of a step's rewards that may fail; 1: no limit")
+    steps_in_row: int = Field(3, ge=1, description="steps in a row over max_share before the run stops")
+
+
 class RolloutConfig(Section):
     engine: Literal["hf"] = "hf"
     group_size: int = Field(8, ge=2, description="G completions per example")
@@ -240,6 +247,7 @@ class RLRecipe(Section):
     data: RLData
     rewards: dict[str, RewardEntry] = Field(description="domain -> verifier")
     reward_workers: RewardWorkersConfig = RewardWorkersConfig()
+    reward_failures: RewardFailureBudget = RewardFailureBudget()
     rollout: RolloutConfig = RolloutConfig()
     sampler: SamplerConfig = SamplerConfig()
     rl: PolicyConfig = PolicyConfig()

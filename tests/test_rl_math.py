@@ -17,6 +17,15 @@ def test_group_advantages_normalise_within_each_group():
     assert zero_variance_mask(rewards).tolist() == [False, True, True, False]
 
 
+def test_rewards_that_differ_only_by_float_noise_carry_no_signal():
+    noise = torch.tensor([[0.5] * 7 + [0.5 + 1e-5], [0.0] * 7 + [1e-3], [50.0] * 7 + [50.001]])
+    # group 1: float noise at scale 1; group 3: 1e-3 at scale 50 is noise too; group 2: a real partial credit
+    assert zero_variance_mask(noise).tolist() == [True, False, True]
+    advantages = group_advantages(noise)
+    assert (advantages[0] == 0).all() and (advantages[2] == 0).all()
+    assert advantages[1, -1].item() == pytest.approx(math.sqrt(7))  # one of eight above the rest
+
+
 def test_group_advantages_without_std_scaling_is_dr_grpo():
     rewards = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 3.0]])
     expected = torch.tensor([[-0.5, -0.5, 0.5, 0.5], [-0.75, -0.75, -0.75, 2.25]])

@@ -4,7 +4,9 @@ Each example's G completions form a group; a completion's advantage is its
 reward minus the group mean, divided by the group's standard deviation unless
 ``scale_by_std`` is off (Dr.GRPO argues the division biases toward easy and
 hard prompts). A group whose rewards are all equal carries no signal: its
-advantages are exactly zero.
+advantages are exactly zero. "Equal" is up to ``rtol`` of the reward scale (the
+group's largest magnitude, at least 1), so float noise in a partial-credit
+verifier (seven 0.5s and one 0.50001) is not blown up to advantages of ±2.6.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 
 
-def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, rtol: float = 1e-4) -> torch.Tensor:
     """``rewards`` is ``[groups, G]``; returns advantages of the same shape.
 
     The standard deviation is the population one (divide by G), so a group of
@@ -22,12 +24,14 @@ def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, eps: floa
         raise ValueError(f"rewards must be [groups, G], got shape {tuple(rewards.shape)}")
     centred = rewards - rewards.mean(dim=1, keepdim=True)
     std = rewards.std(dim=1, unbiased=False, keepdim=True)
-    zero_variance = std <= eps
+    zero_variance = zero_variance_mask(rewards, rtol)[:, None]
     if scale_by_std:
-        centred = centred / std.clamp_min(eps)
+        centred = centred / std.clamp_min(1e-12)
     return torch.where(zero_variance, torch.zeros_like(centred), centred)
 
 
-def zero_variance_mask(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """``[groups]`` booleans: True where every completion got the same reward."""
-    return rewards.std(dim=1, unbiased=False) <= eps
+def zero_variance_mask(rewards: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
+    """``[groups]`` booleans: True where every completion got the same reward, up to ``rtol`` of the
+    group's reward scale (its largest magnitude, at least 1)."""
+    scale = rewards.abs().amax(dim=1).clamp_min(1.0)
+    return rewards.std(dim=1, unbiased=False) <= rtol * scale

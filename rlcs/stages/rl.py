@@ -29,6 +29,7 @@ from rlcs.housekeeping import RunHousekeeping
 from rlcs.metrics import progress_bar, truncate_after
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.rl.advantages import group_advantages
+from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, prompt_text, rollout_round
 from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
@@ -77,12 +78,18 @@ def run(recipe: RLRecipe) -> Path:
     if housekeeping.resumed_from is None:
         evaluate(step=0)
 
+    failure_budget = FailureBudget(recipe.reward_failures.max_share, recipe.reward_failures.steps_in_row)
     progress = progress_bar(recipe.train.steps, "rl", accelerator.is_local_main_process)
     progress.update(state.step)
     for step in range(state.step + 1, recipe.train.steps + 1):
         started = time.time()
         groups, outcomes, reward_seconds = _rollouts(sampler, engine, router, tokenizer, sampling, cfg, G, rank, world)
         rollout_done = time.time()
+        try:
+            failure_budget.check(router, sum(len(g.rewards) for g in groups), step)
+        except RewardFailures:
+            housekeeping.close()
+            raise
         sampler.update(outcomes)
         state.rollouts_spent += G * len(outcomes)
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
