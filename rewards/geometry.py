@@ -34,11 +34,9 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def matched_share(predicted: list[Box], truth: list[Box], threshold: float) -> float:
-    """Share of ground-truth boxes matched one-to-one by a predicted box with IoU above ``threshold``
+def matched_pairs(predicted: list[Box], truth: list[Box], threshold: float) -> int:
+    """How many ground-truth boxes are matched one-to-one by a predicted box with IoU above ``threshold``
     (greedy on IoU, highest first: each box is used at most once on either side)."""
-    if not truth:
-        return float(not predicted)
     pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)), reverse=True)
     used_p, used_t = set(), set()
     for overlap, i, j in pairs:
@@ -47,7 +45,7 @@ def matched_share(predicted: list[Box], truth: list[Box], threshold: float) -> f
         if i not in used_p and j not in used_t:
             used_p.add(i)
             used_t.add(j)
-    return len(used_t) / len(truth)
+    return len(used_t)
 
 
 def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
