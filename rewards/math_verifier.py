@@ -13,6 +13,7 @@ evaluated. Run it in the reward workers (the default), which bound its time.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 
@@ -24,6 +25,19 @@ UNITS = ("cm", "mm", "km", "m", "kg", "g", "mg", "l", "ml", "s", "sec", "seconds
          "hours", "days", "years", "degrees", "°", "%", "units", "dollars", "meters", "inches", "feet")
 _LATEX_UNIT = re.compile(r"\s*\\(?:text|mathrm|mbox)\{[^{}]*\}\s*$")
 _PLAIN_UNIT = re.compile(r"^(.*?\d)\s*(?:" + "|".join(re.escape(u) for u in UNITS) + r")\.?$", re.I)
+
+
+class _TimeoutNoticeFilter(logging.Filter):
+    """math-verify warns in every process that its own timeout is off. It is off on purpose: its
+    signal-based timeout works only in a main thread, and the verifier pool enforces the wall-clock limit
+    (``reward_workers.timeout_s``). Other math-verify messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+for _name in ("math_verify.grader", "math_verify.parser"):
+    logging.getLogger(_name).addFilter(_TimeoutNoticeFilter())
 
 
 def strip_units(text: str) -> str:

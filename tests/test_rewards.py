@@ -257,3 +257,16 @@ def test_gui(answer, truth, expected):
 def test_format_reward():
     assert rewards.get("format")(boxed("anything"), {}) == 1.0
     assert rewards.get("format")("<think>x</think><answer>no box</answer>", {}) == 0.0
+
+
+def test_math_verifier_does_not_flood_the_logs_with_math_verifys_timeout_notice():
+    import subprocess
+    import sys
+
+    code = ("import rewards; f = rewards.get('math'); "
+            "print(f('<think>x</think><answer><|begin_of_box|>\\\\frac{1}{2}<|end_of_box|></answer>', "
+            "{'answer': '\\\\frac{2}{4}'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1.0"  # the LaTeX path ran (math-verify), so the notice would have fired
+    assert "Timeout is disabled" not in result.stderr + result.stdout
