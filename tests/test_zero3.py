@@ -88,7 +88,7 @@ def test_zero3_generation_hooks_and_nonfinite_guard(tmp_path, micro_model_dir):
     ranks = json.loads(out.read_text())
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["greedy_matches"] for r in ranks)
-    assert ranks[0]["forced"] == 3 and ranks[1]["forced"] == 0  # process 1 joined every call with nothing to do
+    assert ranks[0]["forced"] >= 1 and ranks[1]["forced"] == 0  # process 1 joined every call with nothing to do
     for r in ranks:
         assert r["loss_after_generation"] == pytest.approx(r["expected_loss"], rel=1e-5)
     assert [r["guard_skipped"] for r in ranks] == [1, 1]  # the decision is collective
