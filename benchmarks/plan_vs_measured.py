@@ -103,24 +103,18 @@ def build_mid_model(tiny: Path, out: Path) -> Path:
     return out
 
 
-def glm_rows() -> list[str]:
+def glm_rows() -> tuple[list[str], int]:
     """rlcs plan for a GLM-4-9B-sized model, bf16 with DeepSpeed mixed precision, batch 1, 2048 tokens,
     gradient checkpointing on (LLaMA-Factory's defaults), against the published totals over 4 GPUs."""
     from types import SimpleNamespace
 
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
-    from rlcs.plan import GIB, Architecture, Launch, plan_terms
+    from rlcs.plan import GIB, Launch, plan_terms, read_architecture
 
-    config = AutoConfig.for_model("glm4", **GLM4_9B)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    arch = Architecture(sum(p.numel() for p in model.parameters()),
-                        max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()),
-                        GLM4_9B["hidden_size"], GLM4_9B["intermediate_size"], GLM4_9B["num_hidden_layers"],
-                        GLM4_9B["num_attention_heads"], GLM4_9B["num_key_value_heads"], GLM4_9B["head_dim"],
-                        GLM4_9B["vocab_size"])
+    with tempfile.TemporaryDirectory() as config_dir:  # rlcs plan reads a model's config.json, nothing else
+        AutoConfig.for_model("glm4", **GLM4_9B).save_pretrained(config_dir)
+        arch = read_architecture(config_dir)
     recipe = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16", gradient_checkpointing=True),
                              train=SimpleNamespace(micro_batch_size=1), data=SimpleNamespace(seq_len=2048))
     rows = []

@@ -29,10 +29,10 @@ def worker(args) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import rlcs.engine as engine_module
+    from rlcs.chat import example_prompt
     from rlcs.config import RLRecipe, load_recipe
     from rlcs.data import load_examples
     from rlcs.engine import HFEngine, SamplingParams
-    from rlcs.rl.rollout import prompt_text
     from rlcs.runtime import _cpu_deepspeed_fix
 
     recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe, [f"model.path={args.model}"])
@@ -43,9 +43,7 @@ def worker(args) -> None:
     model, _ = accelerator.prepare(model, torch.optim.AdamW(model.parameters(), lr=1e-5))
     rank, world = accelerator.process_index, accelerator.num_processes
     examples = load_examples(recipe.data.train)
-    rollout = recipe.rollout
-    params = SamplingParams(rollout.max_new_tokens, rollout.answer_budget, rollout.temperature, rollout.top_p,
-                            rollout.top_k, rollout.force_answer)
+    params = SamplingParams.from_rollout(recipe.rollout)
     engine = HFEngine(model, tokenizer, accelerator)
 
     @contextlib.contextmanager
@@ -70,7 +68,7 @@ def worker(args) -> None:
             torch.manual_seed(1000 + round_index)
             accelerator.wait_for_everyone()
             started = time.perf_counter()
-            completions = engine.generate([prompt_text(tokenizer, e) for e in picked], recipe.rollout.group_size,
+            completions = engine.generate([example_prompt(tokenizer, e) for e in picked], recipe.rollout.group_size,
                                           params)
             accelerator.wait_for_everyone()
             if round_index:

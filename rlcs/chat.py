@@ -12,6 +12,18 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> s
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def example_messages(example: dict) -> list[dict]:
+    """A data row's conversation: its ``messages`` (roles and contents only) or its ``prompt`` as one user turn."""
+    if "messages" in example:
+        return [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
+    return [{"role": "user", "content": example["prompt"]}]
+
+
+def example_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> str:
+    """The prompt text of a data row, as rollout, eval, grading and ``rlcs plan`` give it to the model."""
+    return render_prompt(tokenizer, example_messages(example))
+
+
 def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> TokenizedSequence:
     """Labels cover only the last assistant turn (and what the template appends after it, e.g. EOS).
 

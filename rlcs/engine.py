@@ -44,6 +44,12 @@ class SamplingParams:
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @classmethod
+    def from_rollout(cls, rollout) -> SamplingParams:
+        """From a recipe's ``rollout`` section."""
+        return cls(rollout.max_new_tokens, rollout.answer_budget, rollout.temperature, rollout.top_p, rollout.top_k,
+                   rollout.force_answer)
+
 
 def greedy(max_new_tokens: int) -> SamplingParams:
     """Greedy decoding without force answering: what held-out accuracy measures."""
@@ -77,10 +83,14 @@ def stop_ids(tokenizer, generation_config: GenerationConfig | None = None) -> li
     ids = [tokenizer.eos_token_id]
     eos = getattr(generation_config, "eos_token_id", None)
     ids += eos if isinstance(eos, list) else [eos]
-    answer_close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
-    if isinstance(answer_close, int) and answer_close != tokenizer.unk_token_id:
-        ids.append(answer_close)
+    ids.append(_single_token_id(tokenizer, ANSWER_CLOSE))
     return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def _single_token_id(tokenizer, text: str) -> int | None:
+    """The id of ``text`` where it is one token of the tokenizer's vocabulary, else None."""
+    token_id = tokenizer.convert_tokens_to_ids(text)
+    return token_id if isinstance(token_id, int) and token_id != tokenizer.unk_token_id else None
 
 
 class HFEngine:
@@ -90,9 +100,7 @@ class HFEngine:
     def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
         self.model, self.tokenizer, self.accelerator, self.max_rows = model, tokenizer, accelerator, max_rows
         self.stops = stop_ids(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
-        answer_close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
-        self.answer_close_is_one_token = (isinstance(answer_close, int) and answer_close != tokenizer.unk_token_id
-                                          and answer_close in self.stops)
+        self.answer_close_is_one_token = _single_token_id(tokenizer, ANSWER_CLOSE) is not None
         self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
 
     def sync_weights(self) -> None:

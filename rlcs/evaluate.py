@@ -20,17 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rewards.extract import extract_answer
-from rlcs.chat import render_prompt
+from rlcs.chat import example_prompt
 from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 
 Scorer = Callable[[Sequence[str], Sequence[dict]], list[float]]
-
-
-def example_messages(example: dict) -> list[dict]:
-    if "messages" in example:
-        return [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
-    return [{"role": "user", "content": example["prompt"]}]
 
 
 def is_exact(completion: str, answer) -> bool:
@@ -95,7 +89,7 @@ def evaluate(model, tokenizer, examples: list[dict], max_new_tokens: int = 320, 
     """Greedy evaluation of one model in this process (no sampling)."""
     from rlcs.engine import HFEngine, greedy
 
-    prompts = [render_prompt(tokenizer, example_messages(example)) for example in examples]
+    prompts = [example_prompt(tokenizer, example) for example in examples]
     engine = HFEngine(model, tokenizer, max_rows=batch_size)
     completions = engine.generate(prompts, 1, greedy(max_new_tokens), progress="eval" if show_progress else None)
     return score_eval(examples, [c.text for c in completions], scorer)

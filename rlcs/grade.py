@@ -16,11 +16,11 @@ import torch
 from accelerate import Accelerator
 
 from rewards.router import RewardRouter
-from rlcs.chat import render_prompt
-from rlcs.config import ModelConfig, RLRecipe, load_recipe, validate_recipe
+from rlcs.chat import example_prompt
+from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 from rlcs.engine import HFEngine, SamplingParams
-from rlcs.evaluate import example_messages
+from rlcs.evaluate import recipe_router
 from rlcs.metrics import progress_bar
 from rlcs.runtime import load_model, load_tokenizer
 
@@ -32,7 +32,7 @@ def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, 
     progress = progress_bar(len(examples), "grade", True)
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        completions = engine.generate([render_prompt(tokenizer, example_messages(e)) for e in chunk], k, params)
+        completions = engine.generate([example_prompt(tokenizer, e) for e in chunk], k, params)
         scores = router.score([c.text for c in completions], [chunk[c.prompt_index] for c in completions])
         for j, example in enumerate(chunk):
             passes = sum(s >= pass_threshold for s in scores[j * k:(j + 1) * k])
@@ -43,17 +43,14 @@ def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, 
 
 
 def main(args) -> int:
-    # Only the recipe's rewards and rollout settings matter here; its own data files need not exist.
-    recipe = load_recipe(args.recipe, RLRecipe, [f"model.path={args.model}", f"data.train={args.data}",
-                                                 "data.eval=null"])
     examples = load_examples(args.data)[: args.limit]
-    router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    # Only the recipe's rewards and rollout settings matter here; its own data files need not exist.
+    recipe, router = recipe_router(args.recipe, args.model, examples, data=args.data)
     torch.manual_seed(args.seed)
     accelerator = Accelerator()
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     model = load_model(config).to(accelerator.device)
-    params = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget, recipe.rollout.temperature,
-                            recipe.rollout.top_p, recipe.rollout.top_k, recipe.rollout.force_answer)
+    params = SamplingParams.from_rollout(recipe.rollout)
     graded = grade(model, load_tokenizer(config), examples, router, args.k, params, recipe.rl.pass_threshold,
                    args.batch_size, accelerator)
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))

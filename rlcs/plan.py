@@ -279,13 +279,13 @@ def peak_bytes(train: list[Term], generation: list[Term]) -> float:
 
 def longest_prompt(recipe, limit: int = 20_000) -> int:
     """Tokens of the longest rendered prompt among the first ``limit`` RL examples."""
+    from rlcs.chat import example_prompt
     from rlcs.data import load_examples
-    from rlcs.rl.rollout import prompt_text
     from rlcs.runtime import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model)
     examples = load_examples(recipe.data.train, recipe.data.split)[:limit]
-    return max(len(tokenizer(prompt_text(tokenizer, e), add_special_tokens=False)["input_ids"]) for e in examples)
+    return max(len(tokenizer(example_prompt(tokenizer, e), add_special_tokens=False)["input_ids"]) for e in examples)
 
 
 def stage_of(recipe_path: Path, raw: dict, stage: str | None) -> str:

@@ -117,11 +117,11 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
               "kl_ref": 0.0}
     micro_steps, grad_norms, nonfinite = 0, [], 0
     guard = NonFiniteGuard(accelerator, model)
+    token_mean = config.aggregation == "token"
     for _epoch in range(config.ppo_epochs):
         order = torch.randperm(n, generator=generator).to(batch.input_ids.device)
         for start in range(0, mini_size * config.mini_batches, mini_size):
             mini = order[start:start + mini_size]
-            token_mean = config.aggregation == "token"
             normalizer = _token_normalizer(accelerator, batch.loss_mask[mini]) if token_mean else None
             for m in range(0, mini_size, micro_batch_size):
                 index = mini[m:m + micro_batch_size]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rlcs.chat import render_prompt
+from rlcs.chat import example_prompt
 from rlcs.engine import Completion, GenerationEngine, SamplingParams
-from rlcs.evaluate import example_messages
 from rlcs.sampling import GroupOutcome
 
 
@@ -30,17 +29,13 @@ class Group:
         return GroupOutcome(self.example["id"], self.example["domain"], list(self.rewards), passes)
 
 
-def prompt_text(tokenizer, example: dict) -> str:
-    return render_prompt(tokenizer, example_messages(example))
-
-
 def rollout_round(picked: list[dict], offset: int, engine: GenerationEngine, router, tokenizer,
                   sampling: SamplingParams, group_size: int, rank: int, world: int) -> tuple[list[Group], float]:
     """This process's share of ``picked``, generated and scored: (groups, seconds spent scoring).
     ``offset`` is the number of groups earlier rounds of this step produced on all processes, so
     positions are global."""
     mine = picked[rank::world]
-    completions = engine.generate([prompt_text(tokenizer, e) for e in mine], group_size, sampling)
+    completions = engine.generate([example_prompt(tokenizer, e) for e in mine], group_size, sampling)
     scoring_started = time.time()
     scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
     seconds = time.time() - scoring_started

@@ -20,6 +20,7 @@ import torch
 from accelerate.utils import gather_object
 
 from rewards.router import RewardRouter
+from rlcs.chat import example_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
@@ -31,7 +32,7 @@ from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.rl.advantages import group_advantages
 from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
-from rlcs.rl.rollout import Group, prompt_text, rollout_round
+from rlcs.rl.rollout import Group, rollout_round
 from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
 from rlcs.sampling import GroupOutcome, build_sampler, state_digest
 from rlcs.zero3 import reference_model
@@ -65,9 +66,7 @@ def run(recipe: RLRecipe) -> Path:
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
     engine = HFEngine(policy, tokenizer, accelerator, recipe.rollout.max_rows_per_generate)
-    sampling = SamplingParams(recipe.rollout.max_new_tokens, recipe.rollout.answer_budget,
-                              recipe.rollout.temperature, recipe.rollout.top_p, recipe.rollout.top_k,
-                              recipe.rollout.force_answer)
+    sampling = SamplingParams.from_rollout(recipe.rollout)
     housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, tokenizer, [scheduler, sampler])
     housekeeping.on_close.append(router.close)
     state, logger = housekeeping.state, housekeeping.logger
@@ -275,7 +274,7 @@ def _log_eval(accelerator, engine, tokenizer, examples, recipe: RLRecipe, router
     if not examples:
         return
     mine, counted = equal_share(examples, accelerator.process_index, accelerator.num_processes)
-    prompts = [prompt_text(tokenizer, e) for e in mine]
+    prompts = [example_prompt(tokenizer, e) for e in mine]
     max_new_tokens = recipe.train.eval_max_new_tokens
     greedy_texts = [c.text for c in engine.generate(prompts, 1, greedy(max_new_tokens))]
     sampled = None
