@@ -104,6 +104,7 @@ def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
           # 7 held-out items over 2 processes: uneven shares, each also sampled twice for pass@1
           "train.eval_max_examples=7", "train.eval_samples=2", "train.steps=3", "train.micro_batch_size=8",
           "sampler.name=rlcs", "rl.kl_coef=0.1",  # the reference model is a ZeRO-3 engine of its own
+          "rl.aggregation=token",  # the token count is pooled across the 2 processes (uneven lengths)
           *RL_ARGS[:-1]],
          launcher=launcher)
     info = json.loads((out / "run_info.json").read_text())
