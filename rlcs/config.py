@@ -270,6 +270,8 @@ class SuiteRecipe(Section):
     sft_per_level: int = Field(400, ge=0)
     pretrain_per_level: int = Field(1000, ge=0)
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
+    pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
+                                  "added to the pretraining corpus")
 
 
 class TokenizerSpec(Section):

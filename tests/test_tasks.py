@@ -28,11 +28,18 @@ def test_excluded_ids_never_appear():
     assert held_out.isdisjoint(p.id for p in train)
 
 
+def _labels(prompt: str) -> list[str]:
+    """The labels of the list under a prompt's first line, checked to be consecutive letters."""
+    labels = [line.split(": ")[0] for line in prompt.split("\n")[1:]]
+    first = ord(labels[0])
+    assert labels == [chr(first + i) for i in range(len(labels))] and labels[-1] <= "Z", prompt
+    return labels
+
+
 def _items(prompt: str) -> list[str]:
-    """The labelled list under a prompt's first line: 'A: x', 'B: y', ... in order."""
-    lines = prompt.split("\n")[1:]
-    assert [line.split(": ")[0] for line in lines] == [chr(ord("A") + i) for i in range(len(lines))], prompt
-    return [line.split(": ", 1)[1] for line in lines]
+    """The labelled list under a prompt's first line: 'K: x', 'L: y', ... in order."""
+    _labels(prompt)
+    return [line.split(": ", 1)[1] for line in prompt.split("\n")[1:]]
 
 
 def _true_answer(problem: tasks.Problem) -> str:
@@ -41,9 +48,9 @@ def _true_answer(problem: tasks.Problem) -> str:
     if problem.domain == "arithmetic":
         return str(sum(int(item) for item in _items(prompt)))
     if problem.domain == "algebra":
-        equation = prompt.removeprefix("Solve for x: ")
+        unknown, equation = re.fullmatch(r"Solve for (\w): (.*)", prompt).groups()
         for x in range(-100, 101):
-            left, right = (side.replace("x", f"*({x})") for side in equation.split(" = "))
+            left, right = (side.replace(unknown, f"*({x})") for side in equation.split(" = "))
             left, right = (s if not s.startswith("*") else s[1:] for s in (left, right))
             if eval(left) == eval(right):  # noqa: S307 - our own generated equation, not model output
                 return str(x)
@@ -77,11 +84,11 @@ def test_answers_are_correct_and_every_trace_boxes_the_answer(domain):
 def test_arithmetic_traces_read_every_item_by_label_and_keep_a_true_running_total():
     for problem in tasks.generate(30, seed=5, domains=["arithmetic"]):
         terms = [int(t) for t in _items(problem.prompt)]
-        assert len(terms) == {1: 2, 2: 3, 3: 5, 4: 8}[problem.level]
+        assert len(terms) == {1: 3, 2: 4, 3: 6, 4: 8}[problem.level]
         total = 0
-        for index, (term, step) in enumerate(zip(terms, problem.steps)):
+        for label, term, step in zip(_labels(problem.prompt), terms, problem.steps):
             total += term
-            assert step == f"{chr(ord('A') + index)}: {term}, total {total}", problem
+            assert step == f"{label}: {term}, total {total}", problem
         assert problem.steps[-1] == f"The sum is {total}."
 
 
@@ -101,6 +108,28 @@ def test_pretraining_drills_state_true_facts_and_never_a_task_prompt():
                 assert (int(a) > int(b)) == (word == "larger"), fact
         text = drills.document(rng)
         assert not any(lead in text for lead in ("Add up", "Solve for", "Which option", "How many", "the list:"))
+
+
+def test_every_level_has_far_more_prompts_than_a_split_draws():
+    """A held-out item must be new, not the complement of a small space the training split exhausts:
+    asking for 1500 problems per level gets 1500 distinct ones (the generator skips repeats)."""
+    problems = tasks.generate(1500, seed=0)
+    for domain in tasks.DOMAINS:
+        for level in tasks.LEVELS:
+            assert sum(p.domain == domain and p.level == level for p in problems) == 1500, (domain, level)
+
+
+def test_lookup_drills_read_back_every_item_by_its_label():
+    import random
+
+    from rlcs.tasks import drills
+
+    rng = random.Random(0)
+    for _ in range(50):
+        listed, again = drills.lookup_document(rng).removeprefix("List:\n").split("\nAgain:\n")
+        items, reads = listed.split("\n"), again.split("\n")
+        assert sorted(items) == sorted(reads) and len({i.split(": ")[0] for i in items}) == len(items)
+        assert not any(lead in listed for lead in ("Add up", "Solve for", "Which option", "How many", "the list:"))
 
 
 def test_unknown_domain_and_level_are_rejected():

@@ -32,6 +32,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     drill_rng = random.Random(f"{recipe.seed}:drills")
     documents = [{"text": p.document()} for p in pretrain]
     documents += [{"text": drills.document(drill_rng)} for _ in range(recipe.pretrain_drills)]
+    documents += [{"text": drills.lookup_document(drill_rng)} for _ in range(recipe.pretrain_lookups)]
     random.Random(recipe.seed).shuffle(documents)
 
     splits = {

@@ -1,45 +1,57 @@
-"""Linear equations in one unknown with an integer solution, solved step by step."""
+"""Linear equations in one unknown with an integer solution, solved step by step.
+
+The unknown's letter varies and the constants of the easy levels range up to
+40, so every level has thousands of distinct prompts: a held-out equation is
+new, not one of a few dozen the model could have memorised.
+"""
 
 from __future__ import annotations
 
 import random
 
+UNKNOWNS = "xyzanm"
+
 
 def make(rng: random.Random, level: int):
     from rlcs.tasks import Problem
 
-    if level == 1:  # x - b = c: one addition
-        b = rng.randint(1, 9)
-        x = rng.randint(b, b + 9)
-        equation = f"x - {b} = {x - b}"
-        steps = [f"Add {b} to both sides: x = {x - b} + {b} = {x}."]
-    elif level == 2:  # x + b = c: count up from b to c, one step at a time
-        x, b = rng.randint(1, 9), rng.randint(0, 9)
-        equation = f"x + {b} = {x + b}"
+    v = rng.choice(UNKNOWNS)
+    if level == 1:  # v - b = c: one addition
+        b, c = rng.randint(1, 9), rng.randint(0, 40)
+        x = c + b
+        equation = _either_side(rng, f"{v} - {b}", str(c))
+        steps = [f"Add {b} to both sides: {v} = {c} + {b} = {x}."]
+    elif level == 2:  # v + b = c: count up from b to c, one step at a time
+        x, b = rng.randint(1, 9), rng.randint(0, 40)
+        equation = _either_side(rng, f"{v} + {b}", str(x + b))
         steps = [f"Count up from {b} to {x + b}."]
         steps += [f"{k}: {b + k}" for k in range(1, x + 1)]
-        steps.append(f"That is {x} steps, so x = {x}.")
-    elif level == 3:  # a*x + b = c
+        steps.append(f"That is {x} steps, so {v} = {x}.")
+    elif level == 3:  # a*v + b = c
         x, a, b = rng.randint(-9, 9), rng.randint(2, 9), rng.randint(-20, 20)
         c = a * x + b
-        equation = f"{a}x {_signed(b)} = {c}"
+        equation = f"{a}{v} {_signed(b)} = {c}"
         steps = [
-            f"Move {b} to the right side: {a}x = {c} - ({b}) = {c - b}.",
-            f"Divide both sides by {a}: x = {c - b} / {a} = {x}.",
+            f"Move {b} to the right side: {a}{v} = {c} - ({b}) = {c - b}.",
+            f"Divide both sides by {a}: {v} = {c - b} / {a} = {x}.",
         ]
-    else:  # a*x + b = c*x + d
+    else:  # a*v + b = c*v + d
         x, a = rng.randint(-9, 9), rng.randint(2, 9)
         c = rng.choice([k for k in range(-9, 10) if k not in (0, a)])
         b = rng.randint(-20, 20)
         d = a * x + b - c * x
-        equation = f"{a}x {_signed(b)} = {c}x {_signed(d)}"
+        equation = f"{a}{v} {_signed(b)} = {c}{v} {_signed(d)}"
         steps = [
-            f"Move {c}x to the left side: {a}x - ({c}x) = {a - c}x.",
+            f"Move {c}{v} to the left side: {a}{v} - ({c}{v}) = {a - c}{v}.",
             f"Move {b} to the right side: {d} - ({b}) = {d - b}.",
-            f"Now {a - c}x = {d - b}.",
-            f"Divide both sides by {a - c}: x = {d - b} / {a - c} = {x}.",
+            f"Now {a - c}{v} = {d - b}.",
+            f"Divide both sides by {a - c}: {v} = {d - b} / {a - c} = {x}.",
         ]
-    return Problem("algebra", level, f"Solve for x: {equation}", str(x), tuple(steps), "x = ")
+    return Problem("algebra", level, f"Solve for {v}: {equation}", str(x), tuple(steps), f"{v} = ")
+
+
+def _either_side(rng: random.Random, expression: str, value: str) -> str:
+    return f"{expression} = {value}" if rng.random() < 0.5 else f"{value} = {expression}"
 
 
 def _signed(value: int) -> str:

@@ -12,14 +12,14 @@ import random
 from rlcs.tasks.listing import labelled
 
 # level -> number of terms
-TERMS = {1: 2, 2: 3, 3: 5, 4: 8}
+TERMS = {1: 3, 2: 4, 3: 6, 4: 8}
 
 
 def make(rng: random.Random, level: int):
     from rlcs.tasks import Problem
 
     terms = [rng.randint(0, 9) for _ in range(TERMS[level])]
-    labels, lines = labelled(terms)
+    labels, lines = labelled(terms, rng)
     total, steps = 0, []
     for label, term in zip(labels, terms):
         total += term

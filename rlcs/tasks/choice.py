@@ -5,15 +5,15 @@ from __future__ import annotations
 import random
 
 LETTERS = "ABCDE"
-# level -> (number of options, digits per option)
-LEVEL_SPEC = {1: (2, 1), 2: (3, 2), 3: (4, 2), 4: (5, 3)}
+# level -> (number of options, smallest value, largest value); level 1 spans 0-30, not the digits, so
+# that it has thousands of distinct prompts rather than the 90 pairs of two digits
+LEVEL_SPEC = {1: (2, 0, 30), 2: (3, 10, 99), 3: (4, 10, 99), 4: (5, 100, 999)}
 
 
 def make(rng: random.Random, level: int):
     from rlcs.tasks import Problem
 
-    n_options, digits = LEVEL_SPEC[level]
-    low, high = (0 if digits == 1 else 10 ** (digits - 1)), 10**digits - 1
+    n_options, low, high = LEVEL_SPEC[level]
     values = rng.sample(range(low, high + 1), n_options)
     letters = LETTERS[:n_options]
     options = " ".join(f"({letter}) {value}" for letter, value in zip(letters, values))

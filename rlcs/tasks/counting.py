@@ -15,7 +15,7 @@ def make(rng: random.Random, level: int):
 
     symbols = [rng.choice(SYMBOLS) for _ in range(LENGTHS[level])]
     target = rng.choice(SYMBOLS)
-    labels, lines = labelled(symbols)
+    labels, lines = labelled(symbols, rng)
     count, steps = 0, []
     for label, s in zip(labels, symbols):
         if s == target:

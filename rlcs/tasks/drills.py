@@ -2,13 +2,20 @@
 
 A held-out problem is new as a whole, but each of its steps ("19 + 8",
 "12 - 5", "47 is larger than 38") is a fact a pretrained model has met
-before, the way a real model has read arithmetic tables. Drills never contain
-a task prompt, so they cannot leak a held-out item.
+before, the way a real model has read arithmetic tables. Lookup drills
+practise the other skill every list task needs: reading an item by its label
+("K: 5" written again further down). In a task trace one token in five or so is
+such a read; in a lookup drill every other token is. Drills never contain a
+task prompt, so they cannot leak a held-out item.
 """
 
 from __future__ import annotations
 
 import random
+from string import ascii_lowercase, ascii_uppercase, digits
+
+LABELS = list(ascii_uppercase)
+VALUES = list(digits) + list(ascii_lowercase[:8])
 
 
 def facts(rng: random.Random) -> list[str]:
@@ -25,6 +32,17 @@ def facts(rng: random.Random) -> list[str]:
         f"{left} is {bigger} than {right}",
         f"{factor} * {multiple} = {factor * multiple}",
     ]
+
+
+def lookup_document(rng: random.Random) -> str:
+    """A labelled list, then every item again by its label in a shuffled order."""
+    labels = rng.sample(LABELS, rng.randint(3, 15))
+    values = [rng.choice(VALUES) for _ in labels]
+    items = list(zip(labels, values))
+    reads = items[:]
+    rng.shuffle(reads)
+    return ("List:\n" + "\n".join(f"{label}: {value}" for label, value in items)
+            + "\nAgain:\n" + "\n".join(f"{label}: {value}" for label, value in reads))
 
 
 def document(rng: random.Random, lines: int = 24) -> str:

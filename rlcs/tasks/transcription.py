@@ -20,7 +20,7 @@ def make(rng: random.Random, level: int):
     from rlcs.tasks import Problem
 
     symbols = [rng.choice(SYMBOLS) for _ in range(LENGTHS[level])]
-    labels, lines = labelled(symbols)
+    labels, lines = labelled(symbols, rng)
     reverse = rng.random() < 0.5
     order = list(zip(labels, symbols))[::-1] if reverse else list(zip(labels, symbols))
     steps = [f"{label}: {symbol}" for label, symbol in order]
