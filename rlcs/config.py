@@ -163,8 +163,26 @@ class RewardFailureBudget(Section):
     steps_in_row: int = Field(3, ge=1, description="steps in a row over max_share before the run stops")
 
 
+class VLLMConfig(Section):
+    """``rollout.engine: vllm`` (docs/vllm.md): one engine colocated in each training process."""
+
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="GPU: share of the device's memory "
+                                          "for vLLM's weights and KV cache; the rest stays with training")
+    cpu_kv_cache_gib: int = Field(1, ge=1, description="CPU: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)")
+    max_model_len: int | None = Field(None, ge=1, description="longest prompt + completion; default: the "
+                                      "model's context length")
+    sleep_mode: bool = Field(False, description="GPU: free the engine's weights and KV cache during each "
+                             "policy update (vLLM sleep mode)")
+    enforce_eager: bool = Field(True, description="no CUDA graphs: they cost start-up time and memory")
+    request_seeds: bool = Field(True, description="a seed per request, drawn from (seed, rank): samples are "
+                                "reproducible whatever else draws random numbers; false samples from the "
+                                "engine's own generator, faster on CPU (docs/benchmarks.md)")
+
+
 class RolloutConfig(Section):
-    engine: Literal["hf"] = "hf"
+    engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate on the policy itself; "
+                                          "vllm: a colocated vLLM engine per process (docs/vllm.md)")
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
     group_size: int = Field(8, ge=2, description="G completions per example")
     max_new_tokens: int = Field(256, ge=1)
     answer_budget: int = Field(32, ge=1, description="tokens for the answer after a forced </think>")

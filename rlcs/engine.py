@@ -21,7 +21,8 @@ needs, a process with fewer rows running throw-away ones.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -65,7 +66,9 @@ class Completion:
     text: str = ""
     truncated: bool = False  # ended without a stop
     forced: bool = False  # </think><answer> was inserted
-    extra: dict = field(default_factory=dict)
+    # the engine's log-probability of each token at the sampling temperature, where the engine reports
+    # them (vLLM); NaN at inserted tokens
+    logprobs: list[float] | None = None
 
 
 class GenerationEngine(Protocol):
@@ -93,49 +96,109 @@ def _single_token_id(tokenizer, text: str) -> int | None:
     return token_id if isinstance(token_id, int) and token_id != tokenizer.unk_token_id else None
 
 
-class HFEngine:
-    """``max_rows``: sequences per ``generate`` call (prompts are sorted by length and chunked), which
-    bounds the KV cache of one call."""
+class TokenEngine:
+    """What every engine shares: the stop ids, force answering and the completion layout. A subclass
+    supplies ``_continue`` (new tokens for token contexts) and, where generation needs a set-up around
+    it (ZeRO-3's gathered weights), ``_generating``."""
 
-    def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
-        self.model, self.tokenizer, self.accelerator, self.max_rows = model, tokenizer, accelerator, max_rows
-        self.stops = stop_ids(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
+    def __init__(self, tokenizer, generation_config: GenerationConfig | None = None):
+        self.tokenizer = tokenizer
+        self.stops = stop_ids(tokenizer, generation_config)
         self.answer_close_is_one_token = _single_token_id(tokenizer, ANSWER_CLOSE) is not None
         self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
 
     def sync_weights(self) -> None:
-        """Generation runs on the training model's own parameters: nothing to copy."""
+        """Nothing to copy where generation runs on the training model's own parameters."""
 
-    @torch.no_grad()
+    def release_memory(self) -> None:
+        """Nothing to free where generation runs on the training model's own parameters."""
+
     def generate(self, prompts: list[str], n: int, params: SamplingParams,
                  progress: str | None = None) -> list[Completion]:
         prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        requests = [(index, ids) for index, ids in enumerate(prompt_ids) for _ in range(n)]
         think_budget = params.max_new_tokens - (params.answer_budget if params.force_answer else 0)
-        with generation_weights(self.model, self.accelerator) as model:
-            was_training = model.training
-            model.eval()
-            first = self._generate_all(model, [ids for _, ids in requests], think_budget, params, progress)
-            completions = [Completion(index, ids, tokens, [1] * len(tokens)) for (index, ids), tokens in
-                           zip(requests, first)]
+        with self._generating():
+            first = self._continue(prompt_ids, n, think_budget, params, progress)
+            completions = [Completion(index // n, prompt_ids[index // n], tokens, [1] * len(tokens), logprobs=lps)
+                           for index, (tokens, lps) in enumerate(first)]
             if params.force_answer:
-                self._force_answers(model, completions, params)
-            model.train(was_training)
+                self._force_answers(completions, params)
         for completion in completions:
             completion.text = self.tokenizer.decode(completion.token_ids, skip_special_tokens=False)
             completion.truncated = not self._finished(completion.token_ids, completion.text)
         return completions
 
-    def _force_answers(self, model, completions: list[Completion], params: SamplingParams) -> None:
+    def _generating(self):
+        return contextlib.nullcontext()
+
+    def _continue(self, contexts: list[list[int]], n: int, max_new_tokens: int, params: SamplingParams,
+                  progress: str | None = None) -> list[tuple[list[int], list[float] | None]]:
+        """``n`` continuations per context, grouped by context: (new tokens cut after the first stop,
+        their log-probabilities where the engine reports them)."""
+        raise NotImplementedError
+
+    def _force_answers(self, completions: list[Completion], params: SamplingParams) -> None:
         stuck = [c for c in completions if not self._finished(c.token_ids)]
         # </think> is looked for in the text: a checkpoint's tokenizer may spell it in several tokens.
         stuck = [c for c in stuck if THINK_CLOSE not in self.tokenizer.decode(c.token_ids)]
         contexts = [c.prompt_ids + c.token_ids + self.force_ids for c in stuck]
-        answers = self._generate_all(model, contexts, params.answer_budget, params)
-        for completion, answer in zip(stuck, answers):
+        answers = self._continue(contexts, 1, params.answer_budget, params)
+        for completion, (answer, answer_logprobs) in zip(stuck, answers):
             completion.token_ids += self.force_ids + answer
             completion.loss_mask += [0] * len(self.force_ids) + [1] * len(answer)
+            if completion.logprobs is not None and answer_logprobs is not None:
+                completion.logprobs += [math.nan] * len(self.force_ids) + answer_logprobs
             completion.forced = True
+
+    def _cut(self, row: list[int]) -> list[int]:
+        """``row`` up to and including the first stop id, or the shortest prefix that spells ``</answer>``."""
+        end = next((k + 1 for k, t in enumerate(row) if t in self.stops), len(row))
+        row = row[:end]
+        if not self.answer_close_is_one_token and ANSWER_CLOSE in self.tokenizer.decode(row):
+            # the shortest prefix that spells </answer> (containing it only grows with the prefix)
+            low, high = 1, len(row)
+            while low < high:
+                middle = (low + high) // 2
+                if ANSWER_CLOSE in self.tokenizer.decode(row[:middle]):
+                    high = middle
+                else:
+                    low = middle + 1
+            row = row[:low]
+        return row
+
+    def _finished(self, token_ids: list[int], text: str | None = None) -> bool:
+        if token_ids and token_ids[-1] in self.stops:
+            return True
+        if self.answer_close_is_one_token:
+            return False
+        text = self.tokenizer.decode(token_ids) if text is None else text
+        return ANSWER_CLOSE in text  # the stop string may end inside the last token
+
+
+class HFEngine(TokenEngine):
+    """Hugging Face ``generate`` on the training model itself. ``max_rows``: sequences per ``generate``
+    call (contexts are sorted by length and chunked), which bounds the KV cache of one call."""
+
+    def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
+        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
+        self.model, self.accelerator, self.max_rows = model, accelerator, max_rows
+        self._active = None  # the model with its weights gathered, while generating
+
+    @contextlib.contextmanager
+    def _generating(self):
+        with torch.no_grad(), generation_weights(self.model, self.accelerator) as model:
+            was_training = model.training
+            model.eval()
+            self._active = model
+            try:
+                yield
+            finally:
+                self._active = None
+                model.train(was_training)
+
+    def _continue(self, contexts, n, max_new_tokens, params, progress=None):
+        rows = [context for context in contexts for _ in range(n)]
+        return [(tokens, None) for tokens in self._generate_all(self._active, rows, max_new_tokens, params, progress)]
 
     def _generate_all(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams,
                       progress: str | None = None) -> list[list[int]]:
@@ -180,29 +243,6 @@ class HFEngine:
                                 eos_token_id=self.stops, pad_token_id=self.tokenizer.pad_token_id,
                                 stop_strings=stop_strings, **sampling)
 
-    def _cut(self, row: list[int]) -> list[int]:
-        end = next((k + 1 for k, t in enumerate(row) if t in self.stops), len(row))
-        row = row[:end]
-        if not self.answer_close_is_one_token and ANSWER_CLOSE in self.tokenizer.decode(row):
-            # the shortest prefix that spells </answer> (containing it only grows with the prefix)
-            low, high = 1, len(row)
-            while low < high:
-                middle = (low + high) // 2
-                if ANSWER_CLOSE in self.tokenizer.decode(row[:middle]):
-                    high = middle
-                else:
-                    low = middle + 1
-            row = row[:low]
-        return row
-
-    def _finished(self, token_ids: list[int], text: str | None = None) -> bool:
-        if token_ids and token_ids[-1] in self.stops:
-            return True
-        if self.answer_close_is_one_token:
-            return False
-        text = self.tokenizer.decode(token_ids) if text is None else text
-        return ANSWER_CLOSE in text  # the stop string may end inside the last token
-
     def _processes(self) -> int:
         return self.accelerator.num_processes if self.accelerator is not None else 1
 
@@ -214,6 +254,17 @@ class HFEngine:
             return count
         counts = self.accelerator.gather(torch.tensor([count], device=self.accelerator.device))
         return int(counts.max().item())
+
+
+def build_engine(rollout, model, tokenizer, accelerator, model_config, seed: int,
+                 max_rows: int | None = None) -> TokenEngine:
+    """The engine a recipe's ``rollout.engine`` names, for ``model`` (the policy, prepared); ``max_rows``
+    overrides ``rollout.max_rows_per_generate`` (HF only: vLLM schedules its own batches)."""
+    if rollout.engine == "vllm":
+        from rlcs.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, tokenizer, accelerator, model_config, rollout.vllm, seed)
+    return HFEngine(model, tokenizer, accelerator, max_rows or rollout.max_rows_per_generate)
 
 
 def _unwrapped(model, accelerator):

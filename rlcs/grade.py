@@ -19,15 +19,14 @@ from rewards.router import RewardRouter
 from rlcs.chat import example_prompt
 from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
-from rlcs.engine import HFEngine, SamplingParams
+from rlcs.engine import SamplingParams, TokenEngine, build_engine
 from rlcs.evaluate import recipe_router
 from rlcs.metrics import progress_bar
 from rlcs.runtime import load_model, load_tokenizer
 
 
-def grade(model, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
-          pass_threshold: float, batch_size: int, accelerator: Accelerator) -> list[dict]:
-    engine = HFEngine(model, tokenizer, accelerator, max_rows=max(batch_size * k, 1))
+def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
+          pass_threshold: float, batch_size: int) -> list[dict]:
     graded = []
     progress = progress_bar(len(examples), "grade", True)
     for start in range(0, len(examples), batch_size):
@@ -51,8 +50,11 @@ def main(args) -> int:
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     model = load_model(config).to(accelerator.device)
     params = SamplingParams.from_rollout(recipe.rollout)
-    graded = grade(model, load_tokenizer(config), examples, router, args.k, params, recipe.rl.pass_threshold,
-                   args.batch_size, accelerator)
+    tokenizer = load_tokenizer(config)
+    # the recipe's engine (rollout.engine), which generates as the RL stage will
+    engine = build_engine(recipe.rollout, model, tokenizer, accelerator, config, args.seed,
+                          max_rows=max(args.batch_size * args.k, 1))
+    graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold, args.batch_size)
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
     write_jsonl(graded, out)
     mean = sum(g["difficulty"] for g in graded) / max(len(graded), 1)

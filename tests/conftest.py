@@ -23,7 +23,7 @@ MICRO_MODEL = {
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
     "num_key_value_heads": 1,
-    "head_dim": 16,
+    "head_dim": 32,  # vLLM's CPU attention has no kernel for 16
     "max_position_embeddings": 512,
     "tie_word_embeddings": True,
 }

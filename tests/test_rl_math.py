@@ -221,3 +221,25 @@ def test_token_logprobs_ask_only_for_completion_logits_and_match_a_full_log_soft
     assert torch.allclose(entropy[mask], entropy_from_logits(full)[mask], atol=1e-5)
     # exactly zero wherever no completion token is predicted (row 1's prompt, row 2's masked tokens)
     assert (logp[~mask] == 0).all() and (entropy[~mask] == 0).all()
+
+
+def test_engine_logprobs_line_up_with_the_loss_mask_and_their_gap_is_absolute():
+    """The engine's per-token log-probabilities sit where their tokens are predicted (like the loss mask);
+    inserted tokens (NaN) and prompt positions do not count in the training-inference gap."""
+    from rlcs.engine import Completion
+    from rlcs.rl.policy import _engine_gaps, build_batch
+
+    nan = math.nan
+    sampled = Completion(0, [5, 6], [7, 8], [1, 1], logprobs=[-0.5, -1.0])
+    forced = Completion(0, [5], [9, 10, 11], [1, 0, 1], logprobs=[-0.25, nan, -2.0])
+    batch = build_batch([sampled, forced], torch.zeros(2), pad_id=0, device=torch.device("cpu"))
+    # sampled: prompt of 2, so token 7 is predicted at position 1 and token 8 at position 2; width 4 → 3 positions
+    assert batch.loss_mask.tolist() == [[0, 1, 1], [1, 0, 1]]
+    engine = batch.engine_logprobs
+    assert engine[0, 1:].tolist() == [-0.5, -1.0] and math.isnan(engine[0, 0])
+    assert engine[1, 0] == -0.25 and math.isnan(engine[1, 1]) and engine[1, 2] == -2.0
+    policy = torch.tensor([[0.0, -0.75, -1.0], [-0.25, -3.0, -1.5]])
+    assert sorted(_engine_gaps(policy, batch).tolist()) == [0.0, 0.0, 0.25, 0.5]
+    # an engine that reports nothing gives no tensor, so no gap metric
+    plain = Completion(0, [5, 6], [7, 8], [1, 1])
+    assert build_batch([plain], torch.zeros(1), 0, torch.device("cpu")).engine_logprobs is None

@@ -26,19 +26,24 @@ class RolloutBatch:
     attention_mask: torch.Tensor  # [N, L]
     loss_mask: torch.Tensor  # [N, L-1] over predicted positions: 1 where a policy token is predicted
     advantages: torch.Tensor  # [N]
+    # [N, L-1] like loss_mask: the engine's log-probability of each predicted policy token, where the
+    # engine reports them (vLLM), NaN elsewhere; None when it reports none
+    engine_logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
     def rows(self, index: torch.Tensor) -> RolloutBatch:
+        engine = self.engine_logprobs[index] if self.engine_logprobs is not None else None
         return RolloutBatch(self.input_ids[index], self.attention_mask[index], self.loss_mask[index],
-                            self.advantages[index])
+                            self.advantages[index], engine)
 
 
 def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id: int,
                 device: torch.device) -> RolloutBatch:
     width = max(len(c.prompt_ids) + len(c.token_ids) for c in completions)
-    ids, attention, mask = [], [], []
+    ids, attention, mask, engine = [], [], [], []
+    nan = math.nan
     for c in completions:
         sequence = c.prompt_ids + c.token_ids
         pad = width - len(sequence)
@@ -46,8 +51,12 @@ def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id:
         attention.append([1] * len(sequence) + [0] * pad)
         # position t predicts token t+1: completion token k sits at len(prompt)+k, predicted from the one before
         mask.append([0] * (len(c.prompt_ids) - 1) + c.loss_mask + [0] * pad)
+        reported = c.logprobs if c.logprobs is not None else [nan] * len(c.token_ids)
+        engine.append([nan] * (len(c.prompt_ids) - 1) + reported + [nan] * pad)
+    reports = any(c.logprobs is not None for c in completions)
     return RolloutBatch(torch.tensor(ids, device=device), torch.tensor(attention, device=device),
-                        torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device))
+                        torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device),
+                        torch.tensor(engine, device=device, dtype=torch.float32) if reports else None)
 
 
 def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False,
@@ -116,6 +125,9 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     totals = {"loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0, "approx_kl": 0.0, "entropy": 0.0,
               "kl_ref": 0.0}
     micro_steps, grad_norms, nonfinite = 0, [], 0
+    gaps: list[torch.Tensor] = []  # |engine - policy| log-probabilities, before this step's updates
+    if old_logp is not None and batch.engine_logprobs is not None:
+        gaps.append(_engine_gaps(old_logp, batch))
     guard = NonFiniteGuard(accelerator, model)
     token_mean = config.aggregation == "token"
     for _epoch in range(config.ppo_epochs):
@@ -130,6 +142,8 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
                     logp, entropy = token_logprobs(model, micro, with_entropy=True,
                                                    entropy_grad=config.entropy_coef > 0, temperature=temperature)
                     old = old_logp[index] if old_logp is not None else logp.detach()
+                    if old_logp is None and micro.engine_logprobs is not None:
+                        gaps.append(_engine_gaps(old, micro))
                     loss, stats = clipped_policy_loss(
                         logp, old, micro.advantages, micro.loss_mask, config.eps_low, config.eps_high,
                         config.dual_clip, config.aggregation, max_new_tokens, normalizer,
@@ -166,7 +180,19 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
         metrics.pop("train/kl_ref")
     metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
     metrics["train/nonfinite_skipped"] = nonfinite
+    if batch.engine_logprobs is not None:  # the same keys on every process: the metrics are reduced together
+        every = torch.cat(gaps) if gaps else torch.zeros(0)
+        # the training-inference mismatch: how far the engine's sampling distribution is from the policy's
+        metrics["train/engine_logprob_gap_mean"] = float(every.mean()) if every.numel() else 0.0
+        metrics["train/engine_logprob_gap_max"] = float(every.max()) if every.numel() else 0.0
     return metrics
+
+
+def _engine_gaps(policy_logp: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
+    """|engine - policy| log-probability at every policy token the engine reported."""
+    engine = batch.engine_logprobs
+    reported = (batch.loss_mask > 0) & torch.isfinite(engine)
+    return (engine[reported] - policy_logp.detach()[reported].float()).abs()
 
 
 def _token_normalizer(accelerator, mini_batch_mask: torch.Tensor) -> float:

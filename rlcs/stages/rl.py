@@ -24,7 +24,7 @@ from rlcs.chat import example_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.data import load_examples
-from rlcs.engine import HFEngine, SamplingParams, greedy
+from rlcs.engine import SamplingParams, build_engine, greedy
 from rlcs.evaluate import metrics_from_records, score_eval
 from rlcs.housekeeping import RunHousekeeping
 from rlcs.metrics import progress_bar, truncate_after
@@ -65,9 +65,10 @@ def run(recipe: RLRecipe) -> Path:
     ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
-    engine = HFEngine(policy, tokenizer, accelerator, recipe.rollout.max_rows_per_generate)
+    engine = build_engine(recipe.rollout, policy, tokenizer, accelerator, recipe.model, recipe.seed)
     sampling = SamplingParams.from_rollout(recipe.rollout)
     housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, tokenizer, [scheduler, sampler])
+    engine.sync_weights()  # a resumed policy is not the checkpoint the engine loaded
     housekeeping.on_close.append(router.close)
     state, logger = housekeeping.state, housekeeping.logger
     if housekeeping.resumed_from is not None and accelerator.is_main_process:
@@ -97,6 +98,7 @@ def run(recipe: RLRecipe) -> Path:
                             tokenizer.pad_token_id, accelerator.device)
         # A generator per (seed, process, step): mini-batch order survives a resume without saved state.
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + rank * 7_919 + step)
+        engine.release_memory()
         train_metrics = policy_update(accelerator, policy, optimizer, scheduler, batch, cfg,
                                       recipe.train.micro_batch_size, sampling.max_new_tokens,
                                       recipe.optim.max_grad_norm, generator, ref_model, sampling.temperature)
