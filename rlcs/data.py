@@ -22,6 +22,16 @@ class DataError(ValueError):
     """A data source or row that cannot be used; the message names where."""
 
 
+_NO_IMAGES = ("'images' is not supported yet: rlcs trains text-only models, and this row would be "
+              "trained without its images; remove them or drop the row")
+
+
+def _no_images(images) -> None:
+    """Vision-language training is not built yet: an image row is an error, never a silent text-only row."""
+    if images:
+        raise ValueError(_NO_IMAGES)
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
@@ -47,6 +57,7 @@ class ExampleRow(BaseModel):
             raise ValueError("exactly one of 'prompt' or 'messages' is required")
         if self.answer is None:
             raise ValueError("'answer' must not be null")
+        _no_images(self.images)
         return self
 
 
@@ -60,6 +71,7 @@ class SFTRow(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> SFTRow:
+        _no_images((self.model_extra or {}).get("images"))
         if self.messages is not None:
             if not self.messages or self.messages[-1].role != "assistant":
                 raise ValueError("'messages' must end with an assistant message")
@@ -123,13 +135,19 @@ def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str) -> 
 
 
 def load_examples(source: str, split: str = "train") -> list[dict]:
-    """RL/eval examples as plain dicts, each with a stable ``id``."""
-    examples = []
-    for row in _validated(load_rows(source, split), ExampleRow, source):
+    """RL/eval examples as plain dicts, each with a stable ``id``, unique in the source: the sampler keeps
+    its evidence per id, so a second row with the same id would take the first one's place."""
+    examples, row_of_id = [], {}
+    for number, row in enumerate(_validated(load_rows(source, split), ExampleRow, source), start=1):
         example = row.model_dump(exclude_none=True)
         if "id" not in example:
             text = row.prompt if row.prompt is not None else json.dumps(example["messages"], sort_keys=True)
             example["id"] = example_id(row.domain, text)
+        if example["id"] in row_of_id:
+            given = "the same id" if row.id is not None else "the same domain and prompt, so the same content id"
+            raise DataError(f"{source}: rows {row_of_id[example['id']]} and {number} have {given} "
+                            f"({example['id']!r}); ids must be unique: remove or rename one")
+        row_of_id[example["id"]] = number
         examples.append(example)
     return examples
 

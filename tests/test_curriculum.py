@@ -34,6 +34,15 @@ def test_prior_and_posterior_update_by_hand():
     assert sampler.pass_rate_means()[0] == pytest.approx(7 / 12)
 
 
+def test_the_same_item_twice_in_a_step_adds_its_evidence():
+    config = SamplerConfig(prior_strength=4.0, decay=1.0)
+    sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
+    sampler.update([_outcome("d0", passes=6), _outcome("d0", passes=1)])
+    a, b = sampler.posterior()
+    assert (a[0], b[0]) == (1.0 + 7, 3.0 + 9)  # both groups count: 7 passes and 9 fails on Beta(1, 3)
+    assert sampler.first_looks.sum(axis=0)[0] == 1.0  # one item's first look, however many groups it had
+
+
 def test_stale_evidence_decays_toward_the_prior():
     config = SamplerConfig(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5, ema_momentum=0.9)
     sampler = RLCSSampler(_examples(2), config, group_size=4, seed=0)

@@ -55,3 +55,29 @@ def test_sft_rows_need_a_response_and_texts_need_their_column(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         load_examples(str(tmp_path / "absent.jsonl"))
+
+
+def test_image_rows_are_an_error_not_a_silent_text_only_row(tmp_path):
+    rl = tmp_path / "rl.jsonl"
+    rl.write_text('{"domain": "d", "prompt": "p", "answer": 1}\n'
+                  '{"domain": "d", "prompt": "How many?", "answer": 3, "images": ["shapes.png"]}\n')
+    with pytest.raises(DataError, match=r"rl.jsonl: row 2: .*'images' is not supported"):
+        load_examples(str(rl))
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text('{"prompt": "p", "response": "r", "images": ["a.png"]}\n')
+    with pytest.raises(DataError, match=r"sft.jsonl: row 1: .*'images' is not supported"):
+        load_sft_conversations(str(sft))
+    rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "images": []}\n')
+    assert load_examples(str(rl))[0]["images"] == []  # an empty list carries no image to lose
+
+
+def test_duplicate_ids_name_both_rows(tmp_path):
+    given = _jsonl(tmp_path / "given.jsonl", ['{"id": "a", "domain": "d", "prompt": "p", "answer": 1}',
+                                              '{"id": "b", "domain": "d", "prompt": "q", "answer": 2}',
+                                              '{"id": "a", "domain": "d", "prompt": "r", "answer": 3}'])
+    with pytest.raises(DataError, match=r"given.jsonl: rows 1 and 3 have the same id \('a'\)"):
+        load_examples(given)
+    derived = _jsonl(tmp_path / "derived.jsonl", ['{"domain": "d", "prompt": "p", "answer": 1}',
+                                                  '{"domain": "d", "prompt": "p", "answer": 1}'])
+    with pytest.raises(DataError, match=r"rows 1 and 2 have the same domain and prompt"):
+        load_examples(derived)

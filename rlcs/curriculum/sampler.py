@@ -143,17 +143,21 @@ class RLCSSampler:
         a_passes, a_fails = self._evidence()
         self.first_looks *= self.config.decay
         by_domain: dict[str, list[GroupOutcome]] = {}
+        added: dict[int, list[float]] = {}  # item -> [passes, fails] of this step (one item may come twice)
         for outcome in outcomes:
             i = self.index.get(outcome.example_id)
             if i is None:
                 continue
-            fails = len(outcome.rewards) - outcome.passes
-            if self.last_seen[i] < 0 and len(outcome.rewards) == self.group_size:
+            if self.last_seen[i] < 0 and i not in added and len(outcome.rewards) == self.group_size:
                 self.first_looks[self.domain_of[i]] += (1.0, outcome.passes, outcome.passes**2)
-            # fold the faded evidence in at this step, then add the new outcome
-            self.passes[i], self.fails[i] = a_passes[i] + outcome.passes, a_fails[i] + fails
-            self.last_seen[i] = self.step
+            counts = added.setdefault(i, [0.0, 0.0])
+            counts[0] += outcome.passes
+            counts[1] += len(outcome.rewards) - outcome.passes
             by_domain.setdefault(outcome.domain, []).append(outcome)
+        for i, (passes, fails) in added.items():
+            # fold the faded evidence in at this step, then add the step's outcomes
+            self.passes[i], self.fails[i] = a_passes[i] + passes, a_fails[i] + fails
+            self.last_seen[i] = self.step
         momentum = self.config.ema_momentum
         for domain, group in by_domain.items():
             rate = sum(o.passes for o in group) / sum(len(o.rewards) for o in group)
