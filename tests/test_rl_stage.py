@@ -13,7 +13,8 @@ from .conftest import run_rlcs as _run
 
 pytestmark = pytest.mark.slow
 
-RL_ARGS = ["rollout.max_new_tokens=64", "rollout.answer_budget=16", "rollout.temperature=0.7", "optim.lr=1e-3",
+# 96 tokens: a two-option trace with a sum ("12 + 4 = 16. (A) 16 matches. ...") needs about 50 before its answer
+RL_ARGS = ["rollout.max_new_tokens=96", "rollout.answer_budget=16", "rollout.temperature=0.7", "optim.lr=1e-3",
            "logging.wandb=false", "data.eval=null"]
 
 
@@ -24,7 +25,7 @@ def test_short_rl_run_raises_the_pass_rate_on_its_training_items(choice_task):
     _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
           f"data.train={choice_task / 'rl.jsonl'}", "train.steps=20", "train.max_rollouts=null", *RL_ARGS[:-1],
           f"data.eval={choice_task / 'rl.jsonl'}", "train.eval_max_examples=80", "train.eval_samples=4",
-          "train.eval_max_new_tokens=64"])  # measured as the rollouts generate (64 tokens, forced answers)
+          "train.eval_max_new_tokens=96"])  # measured as the rollouts generate (96 tokens, forced answers)
     evals = [row for row in read_metrics(out) if "eval/pass@1" in row]
     assert [row["step"] for row in evals] == [0, 20]
     before, after = evals

@@ -69,7 +69,8 @@ def test_launch_sh_chains_every_step(tmp_path):
     sizes = ["data:eval_per_level=2", "data:rl_per_level=2", "data:sft_per_level=6", "data:pretrain_per_level=6",
              f"data:output_dir={data}", f"init:tokenizer.corpus=[{data}/pretrain.jsonl]",
              "init:model.config.hidden_size=32", "init:model.config.num_hidden_layers=1",
-             "init:model.config.num_attention_heads=2", "init:model.config.head_dim=16",
+             "init:model.config.num_attention_heads=2", "init:model.config.num_key_value_heads=1",
+             "init:model.config.head_dim=16",
              "init:model.config.intermediate_size=64",
              f"pretrain:data.train={data}/pretrain.jsonl", f"pretrain:data.eval={data}/pretrain_eval.jsonl",
              f"sft:data.train={data}/sft.jsonl", f"sft:data.eval={data}/sft_eval.jsonl",
@@ -97,3 +98,11 @@ def test_launch_sh_rejects_unknown_arguments():
 def _path() -> str:
     """launch.sh calls `rlcs` and `accelerate`: make this interpreter's scripts visible."""
     return f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"
+
+
+def test_attention_heads_that_do_not_share_kv_heads_evenly_are_refused_at_init(micro_tokenizer):
+    from rlcs.stages.init import build_model
+
+    with pytest.raises(ValueError, match=r"num_attention_heads \(2\) must be a multiple of num_key_value_heads \(4\)"):
+        build_model("glm4", {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                             "num_key_value_heads": 4, "head_dim": 16, "intermediate_size": 64}, micro_tokenizer, 0)

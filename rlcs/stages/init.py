@@ -71,6 +71,11 @@ def build_model(model_type: str, overrides: dict, tokenizer: PreTrainedTokenizer
         bos_token_id=None,
         **overrides,
     )
+    heads, kv_heads = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
+    if heads and kv_heads and heads % kv_heads:
+        # transformers accepts it and fails deep inside attention at the first forward pass
+        raise ValueError(f"model.config: num_attention_heads ({heads}) must be a multiple of "
+                         f"num_key_value_heads ({kv_heads})")
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
