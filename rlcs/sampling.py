@@ -13,17 +13,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+SIGNAL_RTOL = 1e-4
+
+
+def carries_signal(rewards: Sequence[float], rtol: float = SIGNAL_RTOL) -> bool:
+    """Whether a group's rewards differ, so its advantages are not all zero: their (population) standard
+    deviation exceeds ``rtol`` of the reward scale (the largest magnitude, at least 1). Partial credit
+    counts (0.5 and 0.8 differ although neither passes); float noise (0.5 and 0.50001) does not."""
+    if not rewards:
+        return False
+    mean = sum(rewards) / len(rewards)
+    std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
+    return std > rtol * max(1.0, max(abs(r) for r in rewards))
+
 
 @dataclass
 class GroupOutcome:
     example_id: str
     domain: str
     rewards: list[float]
-    passes: int  # completions whose reward reached the pass threshold
+    passes: int  # completions whose reward reached the pass threshold (the pass-rate evidence)
 
     @property
     def informative(self) -> bool:
-        return 0 < self.passes < len(self.rewards)
+        """The group carries gradient: its rewards differ (partial credit counts, see ``carries_signal``)."""
+        return carries_signal(self.rewards)
 
 
 class Sampler(Protocol):

@@ -34,6 +34,16 @@ def test_prior_and_posterior_update_by_hand():
     assert sampler.pass_rate_means()[0] == pytest.approx(7 / 12)
 
 
+def test_partial_credit_groups_are_informative_and_selected_before_flat_ones():
+    partial = GroupOutcome("d0", "d", [0.5, 0.8, 0.5, 0.6], passes=0)  # none passes, yet they differ
+    flat = GroupOutcome("d1", "d", [0.5] * 4, passes=0)
+    noise = GroupOutcome("d2", "d", [0.5, 0.5, 0.5, 0.50001], passes=0)  # float noise is no signal
+    binary = GroupOutcome("d3", "d", [1.0, 0.0, 0.0, 0.0], passes=1)
+    assert [o.informative for o in (partial, flat, noise, binary)] == [True, False, False, True]
+    sampler = RLCSSampler(_examples(4), SamplerConfig(), group_size=4, seed=0)
+    assert sampler.select([flat, partial, noise, binary], 2) == [3, 1]  # variances 0.1875 and 0.0169
+
+
 def test_the_same_item_twice_in_a_step_adds_its_evidence():
     config = SamplerConfig(prior_strength=4.0, decay=1.0)
     sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
@@ -85,7 +95,8 @@ def test_balanced_selection_keeps_the_most_balanced_groups():
                 _outcome("f", 5)]
     sampler = RLCSSampler(_examples(3), SamplerConfig(), 8, seed=0)
     assert sampler.select(outcomes, 3) == [1, 3, 5]  # 4/8, then 3/8 and 5/8 (ties keep order)
-    assert maths.balance_order([8, 4, 0, 3, 7, 5], 8) == [1, 3, 5, 4, 0, 2]
+    passes = [8, 4, 0, 3, 7, 5]
+    assert maths.balance_order([[1.0] * p + [0.0] * (8 - p) for p in passes]) == [1, 3, 5, 4, 0, 2]
 
 
 def test_batches_concentrate_on_mid_range_items_and_every_item_keeps_a_chance():

@@ -103,9 +103,15 @@ def ema(previous: float | None, value: float, momentum: float) -> float:
     return value if previous is None else momentum * previous + (1 - momentum) * value
 
 
-def balance_order(passes: list[int], group_size: int) -> list[int]:
-    """Group indices from most to least balanced (|passes - G/2| ascending; ties keep their order)."""
-    return sorted(range(len(passes)), key=lambda i: (abs(passes[i] - group_size / 2), i))
+def balance_order(rewards: list[list[float]]) -> list[int]:
+    """Group indices from most to least reward variance (ties keep their order). For pass/fail rewards
+    the variance is p(1 - p), so this is |passes - G/2| ascending; partial credit ranks by its spread."""
+    def variance(values: list[float]) -> float:
+        mean = sum(values) / len(values)
+        return sum((v - mean) ** 2 for v in values) / len(values)
+
+    spreads = [variance(group) for group in rewards]
+    return sorted(range(len(rewards)), key=lambda i: (-spreads[i], i))
 
 
 def domain_weights(base: dict[str, float], candidate_share: dict[str, float], floor: float,

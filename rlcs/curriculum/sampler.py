@@ -195,7 +195,7 @@ class RLCSSampler:
         return 0  # RLCS over-samples up front instead of regenerating
 
     def select(self, outcomes: Sequence[GroupOutcome], batch: int) -> list[int]:
-        return maths.balance_order([o.passes for o in outcomes], self.group_size)[:batch]
+        return maths.balance_order([o.rewards for o in outcomes])[:batch]
 
     # -- dashboard and state -------------------------------------------------
     def metrics(self) -> dict[str, float]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from rlcs.sampling import SIGNAL_RTOL, carries_signal
 
-def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, rtol: float = 1e-4) -> torch.Tensor:
+
+def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, rtol: float = SIGNAL_RTOL) -> torch.Tensor:
     """``rewards`` is ``[groups, G]``; returns advantages of the same shape.
 
     The standard deviation is the population one (divide by G), so a group of
@@ -30,8 +32,8 @@ def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, rtol: flo
     return torch.where(zero_variance, torch.zeros_like(centred), centred)
 
 
-def zero_variance_mask(rewards: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
+def zero_variance_mask(rewards: torch.Tensor, rtol: float = SIGNAL_RTOL) -> torch.Tensor:
     """``[groups]`` booleans: True where every completion got the same reward, up to ``rtol`` of the
-    group's reward scale (its largest magnitude, at least 1)."""
-    scale = rewards.abs().amax(dim=1).clamp_min(1.0)
-    return rewards.std(dim=1, unbiased=False) <= rtol * scale
+    group's reward scale: the groups that do not ``carries_signal`` (the sampler's rule too)."""
+    return torch.tensor([not carries_signal(row, rtol) for row in rewards.tolist()], dtype=torch.bool,
+                        device=rewards.device)

@@ -34,7 +34,7 @@ from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, rollout_round
 from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
-from rlcs.sampling import GroupOutcome, build_sampler, state_digest
+from rlcs.sampling import GroupOutcome, build_sampler, carries_signal, state_digest
 from rlcs.zero3 import reference_model
 
 
@@ -150,7 +150,7 @@ def _record_step(accelerator, recipe: RLRecipe, logger, progress, sampler, route
     step = state.step
     if step % recipe.train.log_every == 0 or last:
         metrics = _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics,
-                                timings, lr, recipe.rl.pass_threshold, recipe.rollout.group_size)
+                                timings, lr)
         logger.log(metrics, step)
         progress.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
         _check_ranks_agree(accelerator, sampler, step)
@@ -161,11 +161,11 @@ def _record_step(accelerator, recipe: RLRecipe, logger, progress, sampler, route
         _log_extremes(accelerator, recipe, sampler, step)
 
 
-def _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics, timings, lr: float,
-                  pass_threshold: float, G: int) -> dict[str, float]:
+def _step_metrics(accelerator, groups, outcomes, kept, router, sampler, state, train_metrics, timings,
+                  lr: float) -> dict[str, float]:
     """Everything logged for one step, gathered from every process."""
     rollout_stats = gather_object([(len(c.loss_mask), c.truncated, c.forced) for g in groups for c in g.completions])
-    kept_informative = gather_object([int(0 < sum(r >= pass_threshold for r in g.rewards) < G) for g in kept])
+    kept_informative = gather_object([int(carries_signal(g.rewards)) for g in kept])
     return {
         **_reward_metrics(outcomes),
         **_sum_dicts(gather_object([router.metrics()])),
