@@ -22,14 +22,16 @@ class DataError(ValueError):
     """A data source or row that cannot be used; the message names where."""
 
 
-_NO_IMAGES = ("'images' is not supported yet: rlcs trains text-only models, and this row would be "
-              "trained without its images; remove them or drop the row")
+_VISUAL_FIELDS = ("images", "image", "videos", "video")
 
 
-def _no_images(images) -> None:
+def _no_images(row: BaseModel) -> None:
     """Vision-language training is not built yet: an image row is an error, never a silent text-only row."""
-    if images:
-        raise ValueError(_NO_IMAGES)
+    fields = {"images": getattr(row, "images", None), **(row.model_extra or {})}
+    for name in _VISUAL_FIELDS:
+        if fields.get(name):
+            raise ValueError(f"{name!r} is not supported yet: rlcs trains text-only models, and this row would "
+                             "be trained without it; remove the field or drop the row")
 
 
 class Message(BaseModel):
@@ -57,7 +59,7 @@ class ExampleRow(BaseModel):
             raise ValueError("exactly one of 'prompt' or 'messages' is required")
         if self.answer is None:
             raise ValueError("'answer' must not be null")
-        _no_images(self.images)
+        _no_images(self)
         return self
 
 
@@ -71,7 +73,7 @@ class SFTRow(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> SFTRow:
-        _no_images((self.model_extra or {}).get("images"))
+        _no_images(self)
         if self.messages is not None:
             if not self.messages or self.messages[-1].role != "assistant":
                 raise ValueError("'messages' must end with an assistant message")

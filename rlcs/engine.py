@@ -101,6 +101,8 @@ class TokenEngine:
     supplies ``_continue`` (new tokens for token contexts) and, where generation needs a set-up around
     it (ZeRO-3's gathered weights), ``_generating``."""
 
+    reports_logprobs = False  # whether completions carry the engine's log-probabilities
+
     def __init__(self, tokenizer, generation_config: GenerationConfig | None = None):
         self.tokenizer = tokenizer
         self.stops = stop_ids(tokenizer, generation_config)
@@ -148,6 +150,8 @@ class TokenEngine:
             completion.loss_mask += [0] * len(self.force_ids) + [1] * len(answer)
             if completion.logprobs is not None and answer_logprobs is not None:
                 completion.logprobs += [math.nan] * len(self.force_ids) + answer_logprobs
+            else:  # never a list shorter than the tokens
+                completion.logprobs = None
             completion.forced = True
 
     def _cut(self, row: list[int]) -> list[int]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 
 import torch
 
@@ -32,6 +31,8 @@ from rlcs.zero3 import is_zero3
 
 
 class VLLMEngine(TokenEngine):
+    reports_logprobs = True
+
     def __init__(self, model, tokenizer, accelerator, model_config, settings, seed: int):
         """``model``: the (prepared) training policy; ``model_config``: the recipe's ``model`` section, where
         vLLM loads the architecture and first weights from; ``settings``: the recipe's ``rollout.vllm``."""
@@ -64,21 +65,24 @@ class VLLMEngine(TokenEngine):
                        generation_config="vllm",  # nothing inherited from a checkpoint's generation_config
                        logprobs_mode="processed_logprobs",  # the log-probabilities the sampler used
                        **extra)
-        # Per-request seeds from one stream per (seed, rank): reproducible whatever else draws random numbers.
-        self._seeds = random.Random(seed * 1_000_003 + rank)
+        self.rank = rank
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self._asleep = False
         self.show_progress = accelerator is None or accelerator.is_local_main_process
 
     def sync_weights(self) -> None:
         """Stream the policy's parameters into the engine (every rank in the same order: under ZeRO-3
-        each gather is a collective)."""
+        each gather is a collective), then drop the prefix cache: its keys and values were computed
+        with the old weights."""
         if self._asleep:
+            torch.cuda.empty_cache()  # the update's freed blocks, which vLLM's own allocator cannot use
             self.llm.wake_up(tags=["weights"])
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": self._parameters()})
         self.llm.collective_rpc(_repack_tied_output_head)
         if self._asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep = False
+        self.llm.reset_prefix_cache()
 
     def release_memory(self) -> None:
         """GPU sleep mode: drop the engine's weights and KV cache while the policy trains
@@ -108,6 +112,11 @@ class VLLMEngine(TokenEngine):
             return []
         if self._asleep:
             raise RuntimeError("the vLLM engine is asleep: call sync_weights() after the update, before generating")
+        longest = max(len(c) for c in contexts)
+        if longest + max_new_tokens > self.max_model_len:
+            # vLLM would cut the completion short (or refuse the prompt) where the HF engine does not
+            raise ValueError(f"a context of {longest} tokens plus {max_new_tokens} new tokens exceeds the vLLM "
+                             f"engine's max_model_len ({self.max_model_len}); raise rollout.vllm.max_model_len")
         stop_strings = [] if self.answer_close_is_one_token else [ANSWER_CLOSE]
         common = dict(n=n, max_tokens=max_new_tokens, stop_token_ids=list(self.stops), stop=stop_strings,
                       include_stop_str_in_output=True, skip_special_tokens=False, logprobs=0,
@@ -116,16 +125,22 @@ class VLLMEngine(TokenEngine):
             common.update(temperature=0.0)
         else:
             common.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
-        requests = [VLLMSamplingParams(**common, seed=self._seeds.randrange(2**31) if self.settings.request_seeds
-                                       else None) for _ in contexts]
+        # Request seeds from the run's seeded torch generator (restored on resume), one draw per call.
+        base = int(torch.randint(0, 2**30, (1,)).item()) + self.rank * 1_000_003
+        requests = [VLLMSamplingParams(**common, seed=(base + k * n) if self.settings.request_seeds else None)
+                    for k in range(len(contexts))]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=c) for c in contexts], requests,
                                     use_tqdm=progress is not None and self.show_progress)
         results = []
         for output in outputs:
+            if len(output.outputs) != n:
+                raise RuntimeError(f"vLLM returned {len(output.outputs)} completions for a prompt, not {n}")
             for sample in output.outputs:
                 tokens = self._cut(list(sample.token_ids))
                 logprobs = [_chosen_logprob(step, token) for step, token in zip(sample.logprobs or [], tokens)]
-                results.append((tokens, logprobs if len(logprobs) == len(tokens) else None))
+                if len(logprobs) != len(tokens):
+                    raise RuntimeError(f"vLLM reported {len(logprobs)} log-probabilities for {len(tokens)} tokens")
+                results.append((tokens, logprobs))
         return results
 
 

@@ -67,6 +67,9 @@ def test_image_rows_are_an_error_not_a_silent_text_only_row(tmp_path):
     sft.write_text('{"prompt": "p", "response": "r", "images": ["a.png"]}\n')
     with pytest.raises(DataError, match=r"sft.jsonl: row 1: .*'images' is not supported"):
         load_sft_conversations(str(sft))
+    rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "image": "chart.png"}\n')  # a hub dataset's column
+    with pytest.raises(DataError, match=r"row 1: .*'image' is not supported"):
+        load_examples(str(rl))
     rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "images": []}\n')
     assert load_examples(str(rl))[0]["images"] == []  # an empty list carries no image to lose
 

@@ -232,7 +232,7 @@ def test_engine_logprobs_line_up_with_the_loss_mask_and_their_gap_is_absolute():
     nan = math.nan
     sampled = Completion(0, [5, 6], [7, 8], [1, 1], logprobs=[-0.5, -1.0])
     forced = Completion(0, [5], [9, 10, 11], [1, 0, 1], logprobs=[-0.25, nan, -2.0])
-    batch = build_batch([sampled, forced], torch.zeros(2), pad_id=0, device=torch.device("cpu"))
+    batch = build_batch([sampled, forced], torch.zeros(2), pad_id=0, device=torch.device("cpu"), engine_logprobs=True)
     # sampled: prompt of 2, so token 7 is predicted at position 1 and token 8 at position 2; width 4 → 3 positions
     assert batch.loss_mask.tolist() == [[0, 1, 1], [1, 0, 1]]
     engine = batch.engine_logprobs
@@ -243,3 +243,5 @@ def test_engine_logprobs_line_up_with_the_loss_mask_and_their_gap_is_absolute():
     # an engine that reports nothing gives no tensor, so no gap metric
     plain = Completion(0, [5, 6], [7, 8], [1, 1])
     assert build_batch([plain], torch.zeros(1), 0, torch.device("cpu")).engine_logprobs is None
+    # one that does gives a tensor even where a completion lacks them (all NaN): the same metrics everywhere
+    assert torch.isnan(build_batch([plain], torch.zeros(1), 0, torch.device("cpu"), True).engine_logprobs).all()

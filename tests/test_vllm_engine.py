@@ -46,6 +46,8 @@ def test_sync_after_an_update_is_real(probe):
     assert probe["logprob_gap_before_sync"] > 1e-2  # the engine was stale: the update changed the policy
     assert probe["logprob_gap_after_sync"] <= 1e-4
     assert all(probe["greedy_identical_after_sync"])
+    # prompts over one KV block (128 tokens on CPU): a prefix cached with the old weights is not reused
+    assert probe["long_prompt_tokens"] > 256 and probe["long_prompt_gap_after_sync"] <= 1e-4
 
 
 def test_force_answering_matches_the_hf_engine(probe):

@@ -40,7 +40,9 @@ class RolloutBatch:
 
 
 def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id: int,
-                device: torch.device) -> RolloutBatch:
+                device: torch.device, engine_logprobs: bool = False) -> RolloutBatch:
+    """``engine_logprobs``: whether the engine reports log-probabilities (decided by the engine, not by
+    the data, so every process logs the same metrics)."""
     width = max(len(c.prompt_ids) + len(c.token_ids) for c in completions)
     ids, attention, mask, engine = [], [], [], []
     nan = math.nan
@@ -53,10 +55,9 @@ def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id:
         mask.append([0] * (len(c.prompt_ids) - 1) + c.loss_mask + [0] * pad)
         reported = c.logprobs if c.logprobs is not None else [nan] * len(c.token_ids)
         engine.append([nan] * (len(c.prompt_ids) - 1) + reported + [nan] * pad)
-    reports = any(c.logprobs is not None for c in completions)
     return RolloutBatch(torch.tensor(ids, device=device), torch.tensor(attention, device=device),
                         torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device),
-                        torch.tensor(engine, device=device, dtype=torch.float32) if reports else None)
+                        torch.tensor(engine, device=device, dtype=torch.float32) if engine_logprobs else None)
 
 
 def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False,
@@ -181,11 +182,19 @@ def policy_update(accelerator, model, optimizer, scheduler, batch: RolloutBatch,
     metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
     metrics["train/nonfinite_skipped"] = nonfinite
     if batch.engine_logprobs is not None:  # the same keys on every process: the metrics are reduced together
-        every = torch.cat(gaps) if gaps else torch.zeros(0)
-        # the training-inference mismatch: how far the engine's sampling distribution is from the policy's
-        metrics["train/engine_logprob_gap_mean"] = float(every.mean()) if every.numel() else 0.0
-        metrics["train/engine_logprob_gap_max"] = float(every.max()) if every.numel() else 0.0
+        metrics.update(_gap_metrics(accelerator, torch.cat(gaps) if gaps else torch.zeros(0)))
     return metrics
+
+
+def _gap_metrics(accelerator, gaps: torch.Tensor) -> dict[str, float]:
+    """The training-inference mismatch over every process's policy tokens: the mean and the largest
+    |engine - policy| log-probability (the same numbers on every process)."""
+    local = torch.tensor([float(gaps.sum()), float(gaps.numel()), float(gaps.max()) if gaps.numel() else 0.0],
+                         dtype=torch.float64, device=accelerator.device)
+    every = accelerator.gather(local).reshape(-1, 3)
+    count = float(every[:, 1].sum())
+    return {"train/engine_logprob_gap_mean": float(every[:, 0].sum()) / count if count else 0.0,
+            "train/engine_logprob_gap_max": float(every[:, 2].max())}
 
 
 def _engine_gaps(policy_logp: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:

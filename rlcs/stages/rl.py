@@ -95,7 +95,7 @@ def run(recipe: RLRecipe) -> Path:
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
         advantages = group_advantages(torch.tensor([g.rewards for g in kept]), scale_by_std=cfg.scale_adv_by_std)
         batch = build_batch([c for g in kept for c in g.completions], advantages.flatten(),
-                            tokenizer.pad_token_id, accelerator.device)
+                            tokenizer.pad_token_id, accelerator.device, engine.reports_logprobs)
         # A generator per (seed, process, step): mini-batch order survives a resume without saved state.
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + rank * 7_919 + step)
         engine.release_memory()

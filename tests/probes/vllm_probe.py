@@ -8,7 +8,8 @@ Writes the measured facts; tests/test_vllm_engine.py asserts on them:
 - sampled completions' log-probabilities from vLLM against the HF policy's, at two temperatures;
 - the same after one optimizer step: stale before ``sync_weights``, equal after;
 - force answering under greedy decoding with both engines (tokens, loss masks, forced flags);
-- the same request seeds sample the same tokens, other seeds other tokens.
+- the same request seeds sample the same tokens, other seeds other tokens;
+- prompts longer than a KV-cache block: no prefix cached before a sync is reused after it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def main(model_dir: str, prompts_path: str, out_path: str) -> None:
         facts[f"logprob_gap_t{temperature}"] = largest_gap(policy, sampled, temperature)
         facts[f"sampled_tokens_t{temperature}"] = sum(len(c.token_ids) for c in sampled)
 
+    # Prompts longer than a KV-cache block (128 tokens on CPU): vLLM caches their prefix blocks, computed
+    # with the weights of the moment, which must not outlive a sync.
+    long_prompts = [example_prompt(tokenizer, {**e, "prompt": "Notes: " + " ".join(["a"] * 300) + "\n" + e["prompt"]})
+                    for e in examples[:3]]
+    facts["long_prompt_tokens"] = min(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in long_prompts)
+    engine.generate(long_prompts, 1, greedy(8))
+
     # One optimizer step that moves every weight, then the engine before and after sync_weights.
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
     batch = torch.tensor([sampled[0].prompt_ids + sampled[0].token_ids])
@@ -75,6 +83,8 @@ def main(model_dir: str, prompts_path: str, out_path: str) -> None:
     engine.sync_weights()
     sampled = engine.generate(prompts, 2, SamplingParams(max_new_tokens=40, force_answer=False))
     facts["logprob_gap_after_sync"] = largest_gap(policy, sampled, 1.0)
+    sampled = engine.generate(long_prompts, 2, SamplingParams(max_new_tokens=16, force_answer=False))
+    facts["long_prompt_gap_after_sync"] = largest_gap(policy, sampled, 1.0)
     ours, theirs = engine.generate(prompts, 1, greedy(GREEDY_TOKENS)), hf.generate(prompts, 1, greedy(GREEDY_TOKENS))
     facts["greedy_identical_after_sync"] = [a.token_ids == b.token_ids for a, b in zip(ours, theirs)]
 
@@ -86,13 +96,13 @@ def main(model_dir: str, prompts_path: str, out_path: str) -> None:
     facts["forced_logprobs_nan_exactly_at_inserted"] = all(
         (m == 0) == math.isnan(lp) for c in ours for lp, m in zip(c.logprobs, c.loss_mask))
 
-    # vLLM honours the per-request seeds the engine draws from its (seed, rank) stream: the same
-    # stream state gives the same samples, another state others.
+    # Request seeds come from the run's seeded torch generator: the same seed samples the same tokens.
     draw = SamplingParams(max_new_tokens=24, force_answer=False)
-    state = engine._seeds.getstate()
+    torch.manual_seed(5)
     first = [c.token_ids for c in engine.generate(prompts, 2, draw)]
-    engine._seeds.setstate(state)
+    torch.manual_seed(5)
     facts["same_seed_same_tokens"] = first == [c.token_ids for c in engine.generate(prompts, 2, draw)]
+    torch.manual_seed(6)
     facts["other_seed_other_tokens"] = first != [c.token_ids for c in engine.generate(prompts, 2, draw)]
     with open(out_path, "w") as handle:
         json.dump(facts, handle, indent=1)
