@@ -41,6 +41,18 @@ def test_empty_box_is_an_empty_answer():
     ("\\frac{1}{2}", "0.5", 1.0), ("\\sqrt{4}", "2", 1.0), ("2x+2", "2(x+1)", 1.0), ("x^2", "x^3", 0.0),
     ("__import__('os').system('touch /tmp/rlcs_pwned')", "0", 0.0),
     ("eval(\"__import__('os').system('touch /tmp/rlcs_pwned')\")", "1", 0.0),
+    # words are not products of single-letter symbols
+    ("listen", "silent", 0.0), ("Yes", "yes", 1.0), ("xy", "yx", 1.0),
+    # scientific notation is a number, not 1 times Euler's number cubed
+    ("1e3", "1000", 1.0), ("1e3", "8.154845485377136", 0.0), ("2.5E-3", "0.0025", 1.0),
+    # integers compare exactly at any size
+    ("9" * 400, "9" * 400, 1.0), ("9" * 400, "9" * 399 + "8", 0.0),
+    # \text{3} is the number 3, not a unit to strip
+    ("\\text{3}", "3", 1.0),
+    # a percent is its number or its fraction, written % or \%
+    ("50%", "0.5", 1.0), ("50\\%", "0.5", 1.0), ("50%", "50", 1.0), ("50%", "0.4", 0.0),
+    # units must agree where both sides name one
+    ("5 m", "5 cm", 0.0), ("5 m", "5", 1.0), ("12\\text{ cm}", "12 mm", 0.0), ("5 seconds", "5 s", 1.0),
 ])
 def test_math(answer, truth, expected):
     assert rewards.get("math")(boxed(answer), {"answer": truth}) == expected
