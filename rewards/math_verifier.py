@@ -54,23 +54,23 @@ _WORD = re.compile(r"^[A-Za-z]{3,}(?:[ -][A-Za-z]+)*$")  # "xy" stays algebra; "
 
 
 def split_unit(text: str) -> tuple[str, str | None]:
-    """(the answer without a currency sign and trailing unit, the unit in lower case or None)."""
+    """(the answer without a currency sign and trailing unit, the unit's canonical name or None)."""
     text = text.strip().removeprefix("\\$").removeprefix("$").strip()
     if (latex := _LATEX_UNIT.search(text)) and text[:latex.start()].strip():
         unit = _LATEX_TEXT.search(latex.group(0)).group(1).strip()
         if unit and not any(ch.isdigit() for ch in unit):  # \text{3} is a number, not a unit
-            return text[:latex.start()].strip(), unit.lower()
+            return text[:latex.start()].strip(), _canonical_unit(unit)
     text = _LATEX_TEXT.sub(lambda m: m.group(1), text).strip()  # \text{3} -> 3
     if _PERCENT.match(text):
-        return text, None  # a percent is a value, handled by _percent_values
+        return text, None  # a percent is a value, read by _values
     match = _PLAIN_UNIT.match(text)
     if match:
-        return match.group(1), text[len(match.group(1)):].strip().rstrip(".").lower()
+        return match.group(1), _canonical_unit(text[len(match.group(1)):].strip().rstrip("."))
     return text, None
 
 
-def strip_units(text: str) -> str:
-    return split_unit(text)[0]
+def _canonical_unit(unit: str) -> str:
+    return _UNIT_ALIASES.get(unit.lower(), unit.lower())
 
 
 def _number(text: str) -> Fraction | None:
@@ -106,8 +106,7 @@ def math_reward(completion: str, example: Mapping, rel_tol: float = 1e-6) -> flo
     if answer is None or not answer.strip():
         return 0.0
     (predicted, answer_unit), (truth, truth_unit) = split_unit(answer), split_unit(str(example["answer"]))
-    if answer_unit and truth_unit and _UNIT_ALIASES.get(answer_unit, answer_unit) != _UNIT_ALIASES.get(
-            truth_unit, truth_unit):
+    if answer_unit and truth_unit and answer_unit != truth_unit:
         return 0.0  # 5 m is not 5 cm
     a, g = _values(predicted), _values(truth)
     if a and g:

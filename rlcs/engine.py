@@ -103,8 +103,8 @@ class TokenEngine:
 
     reports_logprobs = False  # whether completions carry the engine's log-probabilities
 
-    def __init__(self, tokenizer, generation_config: GenerationConfig | None = None):
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer, generation_config: GenerationConfig | None = None, accelerator=None):
+        self.tokenizer, self.accelerator = tokenizer, accelerator
         self.stops = stop_ids(tokenizer, generation_config)
         self.answer_close_is_one_token = _single_token_id(tokenizer, ANSWER_CLOSE) is not None
         self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
@@ -170,6 +170,12 @@ class TokenEngine:
             row = row[:low]
         return row
 
+    def _processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator is not None else 1
+
+    def _is_main(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_local_main_process
+
     def _finished(self, token_ids: list[int], text: str | None = None) -> bool:
         if token_ids and token_ids[-1] in self.stops:
             return True
@@ -184,8 +190,8 @@ class HFEngine(TokenEngine):
     call (contexts are sorted by length and chunked), which bounds the KV cache of one call."""
 
     def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
-        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None))
-        self.model, self.accelerator, self.max_rows = model, accelerator, max_rows
+        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None), accelerator)
+        self.model, self.max_rows = model, max_rows
         self._active = None  # the model with its weights gathered, while generating
 
     @contextlib.contextmanager
@@ -246,12 +252,6 @@ class HFEngine(TokenEngine):
                                 repetition_penalty=1.0, no_repeat_ngram_size=0, length_penalty=1.0,
                                 eos_token_id=self.stops, pad_token_id=self.tokenizer.pad_token_id,
                                 stop_strings=stop_strings, **sampling)
-
-    def _processes(self) -> int:
-        return self.accelerator.num_processes if self.accelerator is not None else 1
-
-    def _is_main(self) -> bool:
-        return self.accelerator is None or self.accelerator.is_local_main_process
 
     def _most_over_processes(self, count: int) -> int:
         if self._processes() == 1:

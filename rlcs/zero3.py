@@ -1,4 +1,5 @@
-"""ZeRO-3 specifics: whole-model weights for generation, and a frozen reference model.
+"""ZeRO-3 specifics: whole-model weights for generation, one parameter at a time for a weight sync,
+and a frozen reference model.
 
 Generation under ZeRO-3. DeepSpeed's module hooks fetch each layer's partitioned
 parameters before its forward and re-partition them after, so a plain
@@ -38,6 +39,23 @@ def generation_weights(model, accelerator):
             yield unwrapped
         finally:
             _add_hooks(offload)  # inside the gather, so DeepSpeed's bookkeeping sees whole parameters
+
+
+def parameters_one_at_a_time(model, accelerator):
+    """``(name, tensor)`` for every parameter of the unwrapped model, in order. Under ZeRO-3 each is
+    gathered, copied and released before the next (so no process holds a second full copy), which makes
+    every step a collective: every process must consume the whole iterator."""
+    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    zero3 = is_zero3(accelerator)
+    for name, parameter in unwrapped.named_parameters():
+        if zero3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters([parameter], modifier_rank=None):
+                tensor = parameter.data.detach().clone()
+        else:
+            tensor = parameter.data.detach()
+        yield name, tensor
 
 
 def _parameter_offload(engine):

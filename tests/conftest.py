@@ -62,6 +62,13 @@ def micro_tokenizer(micro_model_dir):
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
+def zero3_launcher(port: int) -> tuple[str, ...]:
+    """``accelerate launch`` with 2 CPU processes under ZeRO-3 (recipes/accelerate/cpu_zero3.yaml), on its
+    own rendezvous port so tests never share one."""
+    return (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", str(port))
+
+
 def run_rlcs(args, launcher=None, expect_failure=False):
     """``python -m rlcs.cli ARGS`` (or under ``launcher``), asserting success unless ``expect_failure``."""
     launcher = launcher or (sys.executable,)

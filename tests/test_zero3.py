@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from rlcs.metrics import read_metrics
 
-from .conftest import REPO
+from .conftest import REPO, zero3_launcher
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.slow
 def test_zero3_sft_partitions_parameters_and_decreases_loss(tmp_path, micro_model_dir, suite_dir):
     out = tmp_path / "sft"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29531",
+        *zero3_launcher(29531),
         "-m", "rlcs.cli", "sft", "--config", str(REPO / "recipes/tiny/sft.yaml"),
         f"output_dir={out}", f"model.path={micro_model_dir}",
         f"data.train={suite_dir / 'sft.jsonl'}", f"data.eval={suite_dir / 'sft_eval.jsonl'}",
@@ -54,8 +53,7 @@ def test_zero3_sft_partitions_parameters_and_decreases_loss(tmp_path, micro_mode
 def test_zero3_checkpoint_holds_deepspeed_shards_and_resumes(tmp_path, micro_model_dir, suite_dir):
     out = tmp_path / "sft"
     common = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29535",
+        *zero3_launcher(29535),
         "-m", "rlcs.cli", "sft", "--config", str(REPO / "recipes/tiny/sft.yaml"), f"output_dir={out}",
         f"model.path={micro_model_dir}", f"data.train={suite_dir / 'sft.jsonl'}", "data.eval=null",
         "data.seq_len=256", "train.micro_batch_size=2", "train.save_every=2", "train.log_every=1",
@@ -79,9 +77,7 @@ def test_zero3_checkpoint_holds_deepspeed_shards_and_resumes(tmp_path, micro_mod
 def test_zero3_generation_hooks_and_nonfinite_guard(tmp_path, micro_model_dir):
     """tests/probes/zero3_probe.py under 2 ZeRO-3 processes with uneven work (see its docstring)."""
     out = tmp_path / "probe.json"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "recipes/accelerate/cpu_zero3.yaml"), "--main_process_port", "29537",
-               str(REPO / "tests/probes/zero3_probe.py"), str(micro_model_dir), str(out)]
+    command = [*zero3_launcher(29537), str(REPO / "tests/probes/zero3_probe.py"), str(micro_model_dir), str(out)]
     result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

@@ -103,14 +103,18 @@ def ema(previous: float | None, value: float, momentum: float) -> float:
     return value if previous is None else momentum * previous + (1 - momentum) * value
 
 
+def reward_variance(rewards) -> float:
+    """The population variance of a group's rewards (0 for an empty group)."""
+    if not rewards:
+        return 0.0
+    mean = sum(rewards) / len(rewards)
+    return sum((r - mean) ** 2 for r in rewards) / len(rewards)
+
+
 def balance_order(rewards: list[list[float]]) -> list[int]:
     """Group indices from most to least reward variance (ties keep their order). For pass/fail rewards
     the variance is p(1 - p), so this is |passes - G/2| ascending; partial credit ranks by its spread."""
-    def variance(values: list[float]) -> float:
-        mean = sum(values) / len(values)
-        return sum((v - mean) ** 2 for v in values) / len(values)
-
-    spreads = [variance(group) for group in rewards]
+    spreads = [reward_variance(group) for group in rewards]
     return sorted(range(len(rewards)), key=lambda i: (-spreads[i], i))
 
 

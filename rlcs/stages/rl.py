@@ -68,7 +68,8 @@ def run(recipe: RLRecipe) -> Path:
     engine = build_engine(recipe.rollout, policy, tokenizer, accelerator, recipe.model, recipe.seed)
     sampling = SamplingParams.from_rollout(recipe.rollout)
     housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, tokenizer, [scheduler, sampler])
-    engine.sync_weights()  # a resumed policy is not the checkpoint the engine loaded
+    if housekeeping.resumed_from is not None:
+        engine.sync_weights()  # the resumed policy is not the checkpoint the engine loaded its weights from
     housekeeping.on_close.append(router.close)
     state, logger = housekeeping.state, housekeeping.logger
     if housekeeping.resumed_from is not None and accelerator.is_main_process:
