@@ -2,9 +2,17 @@
 
 Rule: the code is the boxed answer, or, when the box holds no code, the last
 ```python fenced block after ``</think>``. The example carries ``tests``: a
-list of Python snippets (typically ``assert`` statements) run after the code
-in the same namespace. Reward = passed / total; a timeout or crash scores 0.
-See ``rewards/sandbox.py`` for the isolation.
+list of Python snippets (typically ``assert add(1, 2) == 3``) that use what the
+code defines. Reward = passed / total, clamped to [0, 1]; a timeout or crash
+scores 0. The tests run in their own process and see the code's functions and
+classes through calls that return plain data, so code cannot fake a pass
+(nor shadow a builtin or a standard module the tests use); a test may pass
+plain data (and the code's own objects) to the code, not functions. See
+``rewards/sandbox.py`` for the isolation.
+
+With no working OS sandbox (bubblewrap) the verifier refuses to score (it
+raises, so each call counts as a verifier failure, with the reason) unless
+its kwargs say ``allow_unsandboxed: true``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from collections.abc import Mapping
 
 from rewards.extract import THINK_CLOSE, extract_answer
 from rewards.registry import register
-from rewards.sandbox import run_python
+from rewards.sandbox import require_sandbox, run_python
 
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
@@ -33,11 +41,14 @@ def extract_code(completion: str) -> str | None:
 
 
 @register("code")
-def code(completion: str, example: Mapping, timeout_s: float = 5.0, memory_mb: int = 512) -> float:
+def code(completion: str, example: Mapping, timeout_s: float = 5.0, memory_mb: int = 512, file_mb: int = 8,
+         allow_unsandboxed: bool = False) -> float:
+    require_sandbox(allow_unsandboxed)  # refuse before anything else, so a machine without bwrap fails loudly
     tests = list(example.get("tests") or [])
     if not tests:
         raise ValueError(f"example {example.get('id')} has no 'tests' for the code verifier")
     source = extract_code(completion)
     if source is None:
         return 0.0
-    return run_python(source, tests, timeout_s=timeout_s, memory_mb=memory_mb).share
+    return run_python(source, tests, timeout_s=timeout_s, memory_mb=memory_mb, file_mb=file_mb,
+                      allow_unsandboxed=allow_unsandboxed).share

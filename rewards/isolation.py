@@ -4,11 +4,19 @@ A plain process pool cannot stop one hung task, so this is a small supervisor:
 every worker takes one call at a time over a pipe; a call that overruns its
 limit gets its worker killed (SIGKILL) and replaced, and the call is reported
 as a timeout. A worker that dies (segfault, ``os._exit``, out of memory) is
-replaced the same way. Calls run in parallel across workers.
+replaced the same way, and so is one found dead when a call is handed to it.
+Calls run in parallel across workers. Each worker's address space is capped
+(``memory_mb``, default 2048): a verifier that runs away with memory gets a
+MemoryError or dies, and its call is an error, not the machine's problem.
 
-Workers resolve the verifier from its spec string (``rewards.get``), so a spec
-must be resolvable in a fresh process: a built-in name, ``module:fn``,
-``file.py:fn`` or an entry point.
+Killing a worker also ends what it started: the code sandbox's bubblewrap
+runs with ``--die-with-parent``, so a pool timeout shorter than the sandbox's
+takes the sandbox's process tree with it (it leaves no temporary directory:
+its files live in a tmpfs of its own).
+
+Workers resolve the verifier from its spec string (``rewards.get``, once per
+spec per worker), so a spec must be resolvable in a fresh process: a built-in
+name, ``module:fn``, ``file.py:fn`` or an entry point.
 """
 
 from __future__ import annotations
@@ -34,24 +42,31 @@ class Outcome:
     message: str = ""
 
 
-def _serve(conn) -> None:
+def _serve(conn, memory_mb: int | None) -> None:
+    import resource
+
     from rewards.registry import get
 
+    if memory_mb is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    resolved = {}
     while True:
         call = conn.recv()
         if call is None:
             return
         try:
-            value = get(call.spec)(call.completion, call.example, **call.kwargs)
+            if call.spec not in resolved:
+                resolved[call.spec] = get(call.spec)
+            value = resolved[call.spec](call.completion, call.example, **call.kwargs)
             conn.send(("ok", None if value is None else float(value), ""))
         except BaseException as exc:  # noqa: BLE001 - anything a verifier raises is reported, never fatal
             conn.send(("error", None, f"{type(exc).__name__}: {exc}"))
 
 
 class _Worker:
-    def __init__(self, context):
+    def __init__(self, context, memory_mb: int | None):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, memory_mb), daemon=True)
         self.process.start()
         child.close()
         self.job: int | None = None
@@ -64,22 +79,21 @@ class _Worker:
 
 
 class VerifierPool:
-    def __init__(self, workers: int = 2, timeout_s: float = 10.0):
+    def __init__(self, workers: int = 2, timeout_s: float = 10.0, memory_mb: int | None = 2048):
         if workers < 1:
             raise ValueError("a verifier pool needs at least one worker")
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self.context = mp.get_context(method)
-        self.timeout_s = timeout_s
-        self.workers = [_Worker(self.context) for _ in range(workers)]
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self.workers = [_Worker(self.context, memory_mb) for _ in range(workers)]
 
     def run(self, calls: list[Call]) -> list[Outcome]:
         results: list[Outcome | None] = [None] * len(calls)
         pending = list(range(len(calls)))[::-1]
         while pending or any(w.job is not None for w in self.workers):
-            for worker in self.workers:
+            for index, worker in enumerate(self.workers):
                 if worker.job is None and pending:
-                    worker.job, worker.started = pending.pop(), time.monotonic()
-                    worker.conn.send(calls[worker.job])
+                    self.workers[index] = worker = self._hand(worker, calls, pending.pop())
             busy = [w for w in self.workers if w.job is not None]
             next_deadline = min(w.started + self.timeout_s for w in busy)
             ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
@@ -97,9 +111,24 @@ class VerifierPool:
                     self._replace(worker)
         return results  # type: ignore[return-value]
 
+    def _hand(self, worker: _Worker, calls: list[Call], job: int) -> _Worker:
+        """Give ``calls[job]`` to ``worker``, or to a fresh worker when this one died while idle."""
+        if worker.process.is_alive():
+            try:
+                worker.conn.send(calls[job])
+                worker.job, worker.started = job, time.monotonic()
+                return worker
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                pass  # it died between the check and the send
+        worker.kill()
+        worker = _Worker(self.context, self.memory_mb)
+        worker.conn.send(calls[job])
+        worker.job, worker.started = job, time.monotonic()
+        return worker
+
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self.workers[self.workers.index(worker)] = _Worker(self.context)
+        self.workers[self.workers.index(worker)] = _Worker(self.context, self.memory_mb)
 
     def close(self) -> None:
         for worker in self.workers:

@@ -4,18 +4,27 @@ A spec is a registered name (``"numeric"``), ``package.module:fn``,
 ``path/to/file.py:fn``, or the name of an entry point in the group
 ``rlcs.rewards``. A reward function is ``fn(completion: str, example: Mapping,
 **kwargs) -> float | None`` (None: not applicable to this example).
+
+A file is executed once per process (later specs naming it, by any path, get
+the same module), as a module whose folder is put first on ``sys.path``, so it
+can import the modules beside it and ``@register`` in it runs once. Two entry
+points of the same name that point at different functions are an error naming
+both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
 RewardFn = Callable[..., "float | None"]
 _REGISTRY: dict[str, RewardFn] = {}
+_FILES: dict[Path, object] = {}  # resolved path -> its module, so a file runs once per process
 ENTRY_POINT_GROUP = "rlcs.rewards"
 
 
@@ -44,9 +53,12 @@ def get(spec: str) -> RewardFn:
         if not callable(fn):
             raise RewardSpecError(f"reward spec {spec!r}: {target} has no callable {attr!r}")
         return fn
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name == spec:
-            return entry.load()
+    found = {entry.value: entry for entry in entry_points(group=ENTRY_POINT_GROUP) if entry.name == spec}
+    if len(found) > 1:
+        named = " and ".join(f"{value} (from {getattr(found[value].dist, 'name', '?')})" for value in sorted(found))
+        raise RewardSpecError(f"two entry points are named {spec!r} in group {ENTRY_POINT_GROUP}: {named}")
+    if found:
+        return next(iter(found.values())).load()
     known = sorted(_REGISTRY) + sorted(e.name for e in entry_points(group=ENTRY_POINT_GROUP))
     raise RewardSpecError(f"unknown reward {spec!r}; registered: {known}; or use 'module:fn' / 'file.py:fn'")
 
@@ -62,9 +74,23 @@ def _load_file(path: str):
     file = Path(path)
     if not file.is_file():
         raise RewardSpecError(f"reward file not found: {path}")
-    module_spec = importlib.util.spec_from_file_location(f"rlcs_user_reward_{file.stem}", file)
+    file = file.resolve()
+    if file in _FILES:
+        return _FILES[file]
+    folder = str(file.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # as when a script runs: the modules beside it are importable
+    # a name per file, so two files with one stem stay apart; in sys.modules, so pickling and dataclasses work
+    name = f"rlcs_reward_file_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    module_spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    _FILES[file] = module
     return module
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from rewards.isolation import Call, Outcome, VerifierPool
 from rewards.registry import RewardFn, RewardSpecError, get
+from rewards.sandbox import require_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class RewardRouter:
                 terms.append(Term(term["verifier"], fn, dict(term.get("kwargs") or {}),
                                   float(term.get("weight", 1.0))))
             domains[domain] = DomainReward(terms, float(entry.get("min_reward", 0.0)))
+        for term in (t for reward in domains.values() for t in reward.terms if t.spec == "code"):
+            # before any rollout, not as a verifier error in the first step: no sandbox, no code runs
+            require_sandbox(bool(term.kwargs.get("allow_unsandboxed", False)))
         missing = sorted({e["domain"] for e in examples} - set(domains))
         if missing:
             raise RewardSpecError(f"no verifier configured for domain(s) {missing}; add them under 'rewards'")

@@ -1,4 +1,5 @@
-"""The LLM judge against a local fake server, weighted reward terms, and entry-point plugins."""
+"""The LLM judge against a local fake server, weighted reward terms, plugins (entry points, files) and the
+verifier workers (replacement, memory limit)."""
 
 import json
 import sys
@@ -125,3 +126,67 @@ def test_failures_counted_apart_do_not_show_in_the_run_counters(tmp_path):
         assert router.score(["x", "y"], [{"domain": "d", "answer": "1"}] * 2) == [0.0, 0.0]
     assert apart == {"d": 2}
     assert router.metrics()["reward/d/errors"] == 1  # only the failure scored outside the block
+
+
+PLUGIN = '''
+import rewards
+from helpers import scale  # a module beside this file
+
+
+@rewards.register("plugin_registered")
+def scored(completion, example):
+    return scale * len(completion)
+'''
+
+
+def test_a_file_plugin_loads_once_per_process_and_imports_its_neighbours(tmp_path, monkeypatch):
+    from rewards.isolation import Call, VerifierPool
+
+    (tmp_path / "helpers.py").write_text("scale = 0.25\n")
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    spec = f"{tmp_path / 'plugin.py'}:scored"
+    assert rewards.get(spec)("ab", {}) == 0.5
+    monkeypatch.chdir(tmp_path)
+    assert rewards.get("plugin.py:scored") is rewards.get(spec)  # another path to the same file: not re-run
+    assert rewards.get("plugin_registered") is rewards.get(spec)
+    with VerifierPool(workers=1, timeout_s=30) as pool:  # every call in one worker: the file must not re-run
+        outcomes = pool.run([Call(spec, {}, "abcd", {}) for _ in range(3)])
+    assert [(o.status, o.value) for o in outcomes] == [("ok", 1.0)] * 3, outcomes
+    sys.modules.pop("helpers", None)
+
+
+def test_two_entry_points_with_one_name_are_an_error_naming_both(tmp_path, monkeypatch):
+    for package, target in (("acme", "acme_a:score"), ("rival", "rival_b:score")):
+        dist = tmp_path / f"{package}-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+        (dist / "entry_points.txt").write_text(f"[rlcs.rewards]\nsame_name = {target}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RewardSpecError, match=r"two entry points are named 'same_name'.*acme_a:score \(from acme\)"
+                                              r" and rival_b:score \(from rival\)"):
+        rewards.get("same_name")
+
+
+def test_a_worker_that_died_while_idle_is_replaced_not_raised():
+    from rewards.isolation import Call, VerifierPool
+
+    call = Call("numeric", {}, boxed("4"), {"answer": "4"})
+    with VerifierPool(workers=2, timeout_s=30) as pool:
+        assert [o.value for o in pool.run([call])] == [1.0]
+        for worker in pool.workers:
+            worker.process.kill()
+            worker.process.join()
+        outcomes = pool.run([call] * 3)
+        assert [(o.status, o.value) for o in outcomes] == [("ok", 1.0)] * 3
+        assert all(w.process.is_alive() for w in pool.workers)
+
+
+def test_workers_have_a_memory_limit(tmp_path):
+    from rewards.isolation import Call, VerifierPool
+
+    plugin = tmp_path / "greedy.py"
+    plugin.write_text("def greedy(completion, example):\n    return len(bytearray(4 * 1024 ** 3))\n")
+    with VerifierPool(workers=1, timeout_s=30, memory_mb=512) as pool:
+        [outcome] = pool.run([Call(f"{plugin}:greedy", {}, "", {})])
+        assert outcome.status == "error" and "MemoryError" in outcome.message
+        assert pool.run([Call("numeric", {}, boxed("4"), {"answer": "4"})])[0].value == 1.0
