@@ -15,17 +15,34 @@ from pathlib import Path
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
+from rlcs.lora import is_lora, merged_parameters
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBase, directory: str | Path,
                extra: dict | None = None) -> Path:
+    """A LoRA model is written twice: merged into ``directory`` (a plain model the next stage, eval and
+    vLLM load) and as the adapter alone in ``directory/adapter``."""
     directory = Path(directory)
+    unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)
+    merged = None
+    if is_lora(unwrapped):  # every process walks the iterator: under ZeRO-3 each gather is a collective
+        weights = merged_parameters(model, accelerator)
+        if accelerator.is_main_process:
+            merged = dict(weights)
+        else:
+            for _ in weights:
+                pass
     if accelerator.is_main_process:
         partial = directory.with_name(directory.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(partial, state_dict=state_dict, is_main_process=True)
+        if merged is not None:
+            unwrapped.get_base_model().save_pretrained(partial, state_dict=merged, is_main_process=True)
+            unwrapped.save_pretrained(partial / "adapter", state_dict=state_dict, is_main_process=True)
+        else:
+            unwrapped.save_pretrained(partial, state_dict=state_dict, is_main_process=True)
         tokenizer.save_pretrained(partial)
         if extra is not None:
             (partial / "rlcs_state.json").write_text(json.dumps(extra, indent=2))

@@ -51,6 +51,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class LoraConfig(Section):
+    """LoRA adapters through peft (rlcs/lora.py): the base model is frozen, only the adapters train."""
+
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: float = Field(32, gt=0, description="scale: the update is alpha / r · B @ A")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names to adapt, or every linear layer but the output head")
+
+
 class ModelConfig(Section):
     path: ModelSource = Field(description="HF model directory or hub id to start from")
     tokenizer: ModelSource | None = Field(None, description="defaults to model.path")
@@ -58,6 +68,7 @@ class ModelConfig(Section):
     attn_implementation: str | None = None
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    lora: LoraConfig | None = Field(None, description="train LoRA adapters instead of every weight")
 
 
 class OptimConfig(Section):
@@ -221,6 +232,12 @@ class SamplerConfig(Section):
     hard_below: float = Field(0.2, ge=0, lt=1)
     domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
     domain_floor: float = Field(0.0, ge=0, le=1, description="least share of the ranked picks per domain")
+    informative_floor: float = Field(0.35, ge=0, le=1, description="rlcs: each domain keeps at least this x its "
+                                     "share of the expected informative items among the ranked picks")
+    drift_ridge: float = Field(32.0, ge=0, description="rlcs: evidence a drift offset needs, in balanced groups' "
+                               "information (a Gaussian prior's precision around 0 on each step)")
+    drift_decay: float = Field(0.95, gt=0, le=1, description="rlcs: drift offsets kept per step; the rest "
+                               "reverts to 0 unless repeat looks keep confirming it")
     domain_ceiling: float = Field(1.0, gt=0, le=1)
     ema_momentum: float = Field(0.7, ge=0, lt=1)
     max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")

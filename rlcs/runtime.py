@@ -85,6 +85,16 @@ def load_model(config: ModelConfig) -> PreTrainedModel:
     return model
 
 
+def load_trainable_model(config: ModelConfig) -> PreTrainedModel:
+    """The model a stage trains: ``load_model``, with LoRA adapters when the recipe asks for them."""
+    model = load_model(config)
+    if config.lora is None:
+        return model
+    from rlcs.lora import apply_lora
+
+    return apply_lora(model, config.lora)
+
+
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     """(full size, elements held by this rank); they differ once ZeRO-3 has partitioned the model."""
     full = local = 0

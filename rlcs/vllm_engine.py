@@ -28,6 +28,7 @@ import torch
 
 from rewards.extract import ANSWER_CLOSE
 from rlcs.engine import SamplingParams, TokenEngine, _unwrapped
+from rlcs.lora import is_lora, merged_parameters
 from rlcs.zero3 import parameters_one_at_a_time
 
 
@@ -74,7 +75,9 @@ class VLLMEngine(TokenEngine):
         if self._asleep:
             torch.cuda.empty_cache()  # the update's freed blocks, which vLLM's own allocator cannot use
             self.llm.wake_up(tags=["weights"])
-        weights = parameters_one_at_a_time(self.model, self.accelerator)
+        lora = is_lora(_unwrapped(self.model, self.accelerator))
+        # LoRA: the merged weights under the base model's names, which vLLM loads like any checkpoint
+        weights = (merged_parameters if lora else parameters_one_at_a_time)(self.model, self.accelerator)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.collective_rpc(_repack_tied_output_head)
         if self._asleep:

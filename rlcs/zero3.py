@@ -48,14 +48,18 @@ def parameters_one_at_a_time(model, accelerator):
     unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
     zero3 = is_zero3(accelerator)
     for name, parameter in unwrapped.named_parameters():
-        if zero3:
-            import deepspeed
+        yield name, whole_parameter(parameter, zero3)
 
-            with deepspeed.zero.GatheredParameters([parameter], modifier_rank=None):
-                tensor = parameter.data.detach().clone()
-        else:
-            tensor = parameter.data.detach()
-        yield name, tensor
+
+def whole_parameter(parameter, zero3: bool):
+    """The parameter's full tensor: under ZeRO-3 a gathered copy (the shard is released on return;
+    collective), otherwise the parameter's own data."""
+    if not zero3:
+        return parameter.data.detach()
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters([parameter], modifier_rank=None):
+        return parameter.data.detach().clone()
 
 
 def _parameter_offload(engine):

@@ -66,8 +66,9 @@ def test_zero3_rl_with_a_vllm_engine_per_process(choice_task):
     launcher = zero3_launcher(29541)
     run_rlcs(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
               f"data.train={choice_task / 'rl.jsonl'}", f"data.eval={choice_task / 'rl.jsonl'}",
-              "rollout.engine=vllm", "rollout.vllm.max_model_len=256", "rollout.max_new_tokens=48",
-              "rollout.answer_budget=12", "train.eval_max_examples=7", "train.eval_samples=2", "train.steps=3",
+              "rollout.engine=vllm", "rollout.vllm.max_model_len=256", "rollout.max_new_tokens=96",
+              "rollout.answer_budget=16", "rollout.temperature=0.7", "train.eval_max_examples=7",
+              "train.eval_samples=2", "train.steps=3",
               "train.micro_batch_size=8", "sampler.name=uniform", "train.eval_max_new_tokens=48",
               "logging.wandb=false"], launcher=launcher)
     info = json.loads((out / "run_info.json").read_text())
@@ -79,5 +80,26 @@ def test_zero3_rl_with_a_vllm_engine_per_process(choice_task):
     # policy's (a stale engine is off by more than 1e-2 after one update, see the probe)
     gaps = [r["train/engine_logprob_gap_max"] for r in rows if "train/engine_logprob_gap_max" in r]
     assert len(gaps) == 3 and max(gaps) <= 1e-3, gaps
+    assert any(r["train/grad_norm"] > 0 for r in rows[:-1] if "train/grad_norm" in r)  # the weights did move
     evals = [r for r in rows if "eval/accuracy" in r]
     assert [r["step"] for r in evals] == [0, 3] and all(r["eval/examples"] == 7 for r in evals)
+
+
+def test_zero3_lora_rl_syncs_merged_weights_into_each_engine(choice_task):
+    """LoRA under 2-process ZeRO-3: the engines get the merged weights (base + adapters) after every step."""
+    pytest.importorskip("peft")
+    out = choice_task / "rl-z3-vllm-lora"
+    run_rlcs(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
+              f"data.train={choice_task / 'rl.jsonl'}", "data.eval=null", "rollout.engine=vllm",
+              "rollout.vllm.max_model_len=256", "rollout.max_new_tokens=96", "rollout.answer_budget=16",
+              "rollout.temperature=0.7",
+              "train.steps=3", "train.micro_batch_size=8", "sampler.name=uniform", "model.lora.r=4",
+              "optim.lr=5e-2", "logging.wandb=false"], launcher=zero3_launcher(29543))
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows if "reward/mean" in r] == [1, 2, 3]
+    # a large learning rate moves the adapters far each step: an engine left with the base (or last step's)
+    # weights would be off by far more than this
+    gaps = [r["train/engine_logprob_gap_max"] for r in rows if "train/engine_logprob_gap_max" in r]
+    assert len(gaps) == 3 and max(gaps) <= 1e-3, gaps
+    assert any(r["train/grad_norm"] > 0 for r in rows if "train/grad_norm" in r and r["step"] < 3)  # adapters moved
+    assert (out / "model/adapter/adapter_config.json").is_file() and (out / "model/config.json").is_file()

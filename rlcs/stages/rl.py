@@ -33,7 +33,7 @@ from rlcs.rl.advantages import group_advantages
 from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, rollout_round
-from rlcs.runtime import load_model, load_tokenizer, make_accelerator, parameter_counts
+from rlcs.runtime import load_tokenizer, load_trainable_model, make_accelerator, parameter_counts
 from rlcs.sampling import GroupOutcome, build_sampler, carries_signal, state_digest
 from rlcs.zero3 import reference_model
 
@@ -55,7 +55,7 @@ def run(recipe: RLRecipe) -> Path:
                                       recipe.reward_workers.timeout_s)
     sampler = build_sampler(recipe.sampler, examples, G, recipe.seed)
     tokenizer = load_tokenizer(recipe.model)
-    policy = load_model(recipe.model)
+    policy = load_trainable_model(recipe.model)
     optimizer = build_optimizer(policy, recipe.optim)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     if accelerator.gradient_accumulation_steps != micro_per_mini:  # a DeepSpeed JSON with its own value

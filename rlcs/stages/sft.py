@@ -9,7 +9,7 @@ from rlcs.config import SFTRecipe, dump_recipe
 from rlcs.data import load_sft_conversations
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import pack_sequences, padded_rows
-from rlcs.runtime import load_model, load_tokenizer, make_accelerator
+from rlcs.runtime import load_tokenizer, load_trainable_model, make_accelerator
 
 
 def run(recipe: SFTRecipe) -> Path:
@@ -31,5 +31,5 @@ def run(recipe: SFTRecipe) -> Path:
         print(f"warning: {stats.dropped_too_long} of {data.train}'s conversations are longer than "
               f"data.seq_len={data.seq_len} tokens and were skipped")
     eval_rows = rows(data.eval)[0] if data.eval else None
-    model = load_model(recipe.model)
+    model = load_trainable_model(recipe.model)
     return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats)

@@ -1,0 +1,64 @@
+"""LoRA through peft: wrap a model with adapters, and read its weights back merged.
+
+The merged weights (W + scale · B @ A for every adapted layer) are what every
+consumer outside training needs: the next stage, ``rlcs eval``, and a vLLM
+engine, which takes plain Hugging Face parameter names. They are produced one
+module at a time, so under ZeRO-3 no process ever holds a second full copy of
+the model while streaming them. A run saves both the merged model (``model/``)
+and the adapter alone (``adapter/``), so a LoRA run's output chains into the
+next stage like any other and its adapter can be shared or merged elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from rlcs.config import LoraConfig
+from rlcs.zero3 import is_zero3, whole_parameter
+
+
+def apply_lora(model, config: LoraConfig):
+    """Freeze ``model`` and add trainable LoRA adapters to the layers ``config`` names."""
+    try:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
+    except ImportError as exc:  # an optional extra: only LoRA recipes need it
+        raise ImportError("model.lora needs peft: pip install -e '.[lora]'") from exc
+    peft_config = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                 target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, peft_config)
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def merged_parameters(model, accelerator) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` of the base model with every adapter folded in, in the base model's own
+    parameter names and order. Under ZeRO-3 each parameter (and an adapted layer's two adapter
+    matrices) is gathered, merged, copied and released before the next, which makes every step a
+    collective: every process must consume the whole iterator."""
+    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    base = unwrapped.get_base_model()
+    adapter = unwrapped.active_adapter
+    zero3 = is_zero3(accelerator)
+    for name, parameter in base.named_parameters():
+        if ".lora_" in name:
+            continue
+        if ".base_layer." not in name:
+            yield name, whole_parameter(parameter, zero3)
+            continue
+        module_name, _, leaf = name.rpartition(".base_layer.")
+        module = base.get_submodule(module_name)
+        if leaf != "weight":  # a bias: LoRA leaves it alone
+            yield f"{module_name}.{leaf}", whole_parameter(parameter, zero3)
+            continue
+        lora_a, lora_b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
+        weight, a, b = (whole_parameter(p, zero3) for p in (parameter, lora_a, lora_b))
+        delta = (b.float() @ a.float()) * module.scaling[adapter]
+        if getattr(module, "fan_in_fan_out", False):
+            delta = delta.T
+        yield f"{module_name}.weight", (weight.float() + delta).to(weight.dtype)
+
