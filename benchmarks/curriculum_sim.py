@@ -1,20 +1,23 @@
-"""Rollouts to a target skill for uniform, dapo and rlcs, on a simulated learner (no model).
+"""uniform, dapo and rlcs on a suite of simulated learners (no model), each world a YAML file.
 
-    python benchmarks/curriculum_sim.py [--seeds 24]
+    python benchmarks/curriculum_sim.py --world base [--seeds 10]
+    python benchmarks/curriculum_sim.py --all [--seeds 10]     # also rewrites the docs table
 
-Items have a difficulty theta; a domain has a skill s and each item a learnt
-bonus b; an item passes a rollout with probability sigmoid(s + b - theta). Each
-step the sampler under test is driven exactly as the RL loop drives it
-(rollout_count, pick, refill rounds, update, select); the learner then learns
-only from the groups the optimizer receives, in proportion to their reward
-variance 4q(1 - q) for a group pass share q (zero for all-pass or all-fail
-groups): a little for the whole domain (transfer) and more for the item itself.
-The population follows the paper's observation that most prompts are far too
-easy or far too hard for the current policy. "Skill" is the mean pass
-probability over all items; we count rollouts (completions) until it reaches
-the target. An `oracle` row, which ranks items by their true informative
-probability, shows what perfect knowledge of every pass rate would buy; it is a
-reference, not a sampler anyone can run.
+A world (``benchmarks/worlds/<name>.yaml``, loaded into ``World``) has domains of items; item i has a
+difficulty theta_i, its domain a skill s and the item a learnt bonus b_i, and a rollout is right with
+probability sigmoid(s + b_i - theta_i). Worlds add what a real run has: a domain that learns only once
+another's skill is high enough, skill that decays in steps a domain is not trained, partial-credit
+rewards (the share of k sub-steps right; a pass needs all k), and items that can never pass or whose
+reference is wrong (they pass only when the answer is wrong, and teach nothing).
+
+Each step the sampler under test is driven exactly as the RL loop drives it (rollout_count, pick, refill
+rounds, update, select); the learner learns only from the groups the optimizer receives, in proportion
+to their reward variance (4 x variance: 4q(1 - q) for a pass share q): ``domain_rate`` for the whole
+domain (transfer) and ``item_rate`` for the item itself. Skill is the mean over all items of the
+probability of a right answer. uniform runs the world's ``uniform_steps``; every other sampler runs,
+on the same seed, until it reaches uniform's final skill, and its rollouts are counted as a multiple of
+uniform's. ``oracle`` ranks items by their true chance of an informative group (it reads the simulator's
+state): a reference for what perfect knowledge buys, and the yardstick of each domain's fair share.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
@@ -33,174 +38,422 @@ from rlcs.config import SamplerConfig  # noqa: E402
 from rlcs.curriculum.sampler import RLCSSampler  # noqa: E402
 from rlcs.sampling import DapoSampler, GroupOutcome, UniformSampler  # noqa: E402
 
-G, BATCH, TARGET, MAX_STEPS = 8, 32, 0.65, 4000
-DOMAIN_RATE, ITEM_RATE = 0.003, 0.1  # skill gained per unit of group variance: domain-wide, item-specific
-# domain -> (items, mean difficulty, spread): mostly too easy, mostly too hard, wide, and a narrow band
-DOMAINS = {"easy": (400, -4.0, 1.0), "hard": (400, 4.0, 1.0), "wide": (400, 0.0, 3.0), "narrow": (400, 1.0, 0.3)}
+WORLDS = Path(__file__).resolve().parent / "worlds"
+BUDGET = 3.0  # a sampler that has not reached uniform's final skill with this x uniform's rollouts gave up
+# the defaults before issue #12, to show what the floor and the drift rules change
+PREVIOUS = {"informative_floor": 0.0, "drift_ridge": 1.0, "drift_decay": 1.0}
 
 
-def population(seed: int):
-    rng = np.random.default_rng(seed)
-    examples, theta, domain_of = [], [], []
-    for d, (name, (count, mean, spread)) in enumerate(DOMAINS.items()):
-        for i in range(count):
-            examples.append({"id": f"{name}-{i}", "domain": name})
-            theta.append(rng.normal(mean, spread))
-            domain_of.append(d)
-    return examples, np.array(theta), np.array(domain_of)
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    items: int
+    difficulty: float  # mean of the items' theta
+    spread: float  # standard deviation of theta
+    learnable_after: str | None = None  # a domain whose skill must reach unlock_skill before this one learns
+    unlock_skill: float = 0.0
+    forget: float = 0.0  # share of the domain's skill lost in each step none of its groups is trained on
+    partial_credit: int = 0  # k > 0: reward is the share of k sub-steps right, each right w.p. p ** (1 / k)
+    unsolvable: float = 0.0  # share of items that never pass
+    mislabelled: float = 0.0  # share of items with a wrong reference: pass w.p. 0.2 (1 - p), teach nothing
 
 
-def offline_grades(examples, theta, seed: int, k: int = 8) -> list[dict]:
-    """The offline half of RLCS: each item's pass rate over k samples of the starting policy
-    (what `rlcs grade` computes with a prior model), attached as its ``difficulty`` prior."""
-    rng = np.random.default_rng(seed + 2000)
-    start = 1 / (1 + np.exp(theta))  # skill 0, bonus 0
-    return [{**e, "difficulty": float(rng.binomial(k, p) / k)} for e, p in zip(examples, start)]
+@dataclass(frozen=True)
+class World:
+    name: str
+    split: str  # "tuning": defaults were chosen on it; "held-out": only reported
+    description: str
+    domains: tuple[DomainSpec, ...]
+    uniform_steps: int
+    domain_rate: float = 0.003
+    item_rate: float = 0.1
+    batch: int = 32
+    group_size: int = 8
+
+
+def _fail(path: Path, key: str, message: str) -> ValueError:
+    return ValueError(f"{path}: key '{key}': {message}")
+
+
+def _check(path: Path, key: str, value, kind: type, positive: bool = False, unit: bool = False):
+    """``value`` as ``kind`` (ints accepted for floats), or a ValueError naming the file and the key."""
+    ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+    if isinstance(value, bool) and kind is not bool:
+        ok = False
+    if not ok:
+        raise _fail(path, key, f"expected {kind.__name__}, got {value!r}")
+    if positive and value <= 0:
+        raise _fail(path, key, f"must be > 0, got {value!r}")
+    if unit and not 0 <= value <= 1:
+        raise _fail(path, key, f"must be within [0, 1], got {value!r}")
+    return float(value) if kind is float else value
+
+
+def load_world(path: Path | str) -> World:
+    """A world from its YAML file; every wrong or missing key is a ValueError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+    world_keys = {f.name for f in fields(World)} - {"name"}  # the name is the file's
+    spec_keys = {f.name for f in fields(DomainSpec)}
+    for key in raw:
+        if key not in world_keys:
+            raise _fail(path, key, f"unknown key (known: {', '.join(sorted(world_keys))})")
+    for key in ("split", "description", "domains", "uniform_steps"):
+        if key not in raw:
+            raise _fail(path, key, "missing")
+    if raw["split"] not in ("tuning", "held-out"):
+        raise _fail(path, "split", f"must be 'tuning' or 'held-out', got {raw['split']!r}")
+    if not isinstance(raw["domains"], list) or not raw["domains"]:
+        raise _fail(path, "domains", "expected a non-empty list of domains")
+    domains = []
+    for k, entry in enumerate(raw["domains"]):
+        where = f"domains[{k}]"
+        if not isinstance(entry, dict):
+            raise _fail(path, where, f"expected a mapping, got {entry!r}")
+        for key in entry:
+            if key not in spec_keys:
+                raise _fail(path, f"{where}.{key}", f"unknown key (known: {', '.join(sorted(spec_keys))})")
+        for key in ("name", "items", "difficulty", "spread"):
+            if key not in entry:
+                raise _fail(path, f"{where}.{key}", "missing")
+        values = {"name": _check(path, f"{where}.name", entry["name"], str),
+                  "items": _check(path, f"{where}.items", entry["items"], int, positive=True),
+                  "difficulty": _check(path, f"{where}.difficulty", entry["difficulty"], float),
+                  "spread": _check(path, f"{where}.spread", entry["spread"], float)}
+        if values["spread"] < 0:
+            raise _fail(path, f"{where}.spread", f"must be >= 0, got {values['spread']}")
+        if "learnable_after" in entry:
+            values["learnable_after"] = _check(path, f"{where}.learnable_after", entry["learnable_after"], str)
+        for key in ("unlock_skill",):
+            if key in entry:
+                values[key] = _check(path, f"{where}.{key}", entry[key], float)
+        for key in ("forget", "unsolvable", "mislabelled"):
+            if key in entry:
+                values[key] = _check(path, f"{where}.{key}", entry[key], float, unit=True)
+        if "partial_credit" in entry:
+            values["partial_credit"] = _check(path, f"{where}.partial_credit", entry["partial_credit"], int)
+            if values["partial_credit"] < 0:
+                raise _fail(path, f"{where}.partial_credit", "must be >= 0")
+        if values.get("unsolvable", 0.0) + values.get("mislabelled", 0.0) > 1:
+            raise _fail(path, f"{where}.mislabelled", "unsolvable + mislabelled exceeds 1")
+        domains.append(DomainSpec(**values))
+    names = [d.name for d in domains]
+    if len(set(names)) != len(names):
+        raise _fail(path, "domains", f"domain names repeat: {names}")
+    for k, d in enumerate(domains):
+        if d.learnable_after is not None and d.learnable_after not in names:
+            raise _fail(path, f"domains[{k}].learnable_after", f"no domain named {d.learnable_after!r}")
+    world = {"name": path.stem, "split": raw["split"],
+             "description": _check(path, "description", raw["description"], str), "domains": tuple(domains),
+             "uniform_steps": _check(path, "uniform_steps", raw["uniform_steps"], int, positive=True)}
+    for key in ("domain_rate", "item_rate"):
+        if key in raw:
+            world[key] = _check(path, key, raw[key], float)
+    for key in ("batch", "group_size"):
+        if key in raw:
+            world[key] = _check(path, key, raw[key], int, positive=True)
+    return World(**world)
+
+
+def all_worlds() -> list[World]:
+    return [load_world(p) for p in sorted(WORLDS.glob("*.yaml"))]
+
+
+class Learner:
+    """The simulated policy of one world and seed: true pass rates, rollouts, and learning from groups."""
+
+    def __init__(self, world: World, seed: int):
+        self.world = world
+        rng = np.random.default_rng(seed)
+        self.examples, theta, domain_of, kind = [], [], [], []
+        for d, spec in enumerate(world.domains):
+            draws = rng.random(spec.items)
+            for i in range(spec.items):
+                self.examples.append({"id": f"{spec.name}-{i}", "domain": spec.name})
+                theta.append(rng.normal(spec.difficulty, spec.spread))
+                domain_of.append(d)
+                # 0 ordinary, 1 unsolvable, 2 mislabelled
+                kind.append(1 if draws[i] < spec.unsolvable else 2 if draws[i] < spec.unsolvable + spec.mislabelled
+                            else 0)
+        self.index = {e["id"]: i for i, e in enumerate(self.examples)}
+        self.theta, self.domain_of, self.kind = np.array(theta), np.array(domain_of), np.array(kind)
+        self.parts = np.array([s.partial_credit for s in world.domains])[self.domain_of]
+        self.skill = np.zeros(len(world.domains))
+        self.bonus = np.zeros(len(self.examples))
+        self.rng = np.random.default_rng(seed + 1000)
+        names = [s.name for s in world.domains]
+        self.prerequisite = [names.index(s.learnable_after) if s.learnable_after else None for s in world.domains]
+
+    def right(self) -> np.ndarray:
+        """Each item's probability of a right answer (0 for unsolvable items; ordinary for mislabelled ones)."""
+        p = 1 / (1 + np.exp(-(self.skill[self.domain_of] + self.bonus - self.theta)))
+        return np.where(self.kind == 1, 0.0, p)
+
+    def observed(self) -> np.ndarray:
+        """Each item's probability of a rollout that the reward counts as a pass."""
+        right = self.right()
+        return np.where(self.kind == 2, 0.2 * (1 - right), right)
+
+    def skill_now(self) -> float:
+        return float(self.right().mean())
+
+    def informative(self) -> np.ndarray:
+        """Each item's true chance that a group's rewards differ (partial credit: any two sub-step counts)."""
+        p, g = self.observed(), self.world.group_size
+        out = 1 - p**g - (1 - p) ** g
+        for k in np.unique(self.parts[self.parts > 0]):
+            items = self.parts == k
+            q = p[items] ** (1 / k)
+            counts = np.arange(k + 1)[:, None]
+            binom = np.array([float(np.prod(range(k - c + 1, k + 1)) / np.prod(range(1, c + 1))) for c in
+                              range(k + 1)])[:, None]
+            share = binom * q**counts * (1 - q) ** (k - counts)
+            out[items] = 1 - (share**g).sum(axis=0)
+        return out
+
+    def rollout(self, example: dict) -> GroupOutcome:
+        i, g = self.index[example["id"]], self.world.group_size
+        right = 1 / (1 + np.exp(-(self.skill[self.domain_of[i]] + self.bonus[i] - self.theta[i])))
+        p = float((right, 0.0, 0.2 * (1 - right))[self.kind[i]])  # ordinary, unsolvable, mislabelled
+        k = self.parts[i]
+        if k:
+            rewards = (self.rng.binomial(k, p ** (1 / k), size=g) / k).tolist()
+        else:
+            rewards = (self.rng.random(g) < p).astype(float).tolist()
+        return GroupOutcome(example["id"], example["domain"], rewards, sum(r >= 1.0 for r in rewards))
+
+    def learn(self, groups: list[GroupOutcome]) -> None:
+        trained = np.zeros(len(self.skill), dtype=bool)
+        for o in groups:
+            i = self.index[o.example_id]
+            d = self.domain_of[i]
+            trained[d] = True
+            if self.kind[i]:  # nothing right to learn from an unsolvable or mislabelled item
+                continue
+            before = self.prerequisite[d]
+            if before is not None and self.skill[before] < self.world.domains[d].unlock_skill:
+                continue
+            gain = 4 * float(np.var(o.rewards))
+            self.skill[d] += self.world.domain_rate * gain
+            self.bonus[i] += self.world.item_rate * gain
+        forget = np.array([s.forget for s in self.world.domains])
+        self.skill = np.where(trained, self.skill, self.skill * (1 - forget))
 
 
 class OracleSampler(UniformSampler):
-    """Picks the items whose true pass rate p maximises 1 - p^G - (1 - p)^G (needs the simulator's state)."""
+    """Picks the items with the highest true chance of an informative group (reads the simulator)."""
 
-    def __init__(self, examples, seed: int, true_pass_rates):
+    def __init__(self, examples, seed: int, learner: Learner):
         super().__init__(examples, seed)
-        self.true_pass_rates = true_pass_rates
+        self.learner = learner
 
     def pick(self, count: int) -> list[dict]:
-        p = self.true_pass_rates()
-        order = np.argsort(-(1 - p**G - (1 - p) ** G), kind="stable")
+        order = np.argsort(-self.learner.informative(), kind="stable")
         return [self.examples[i] for i in order[:count]]
 
     def select(self, outcomes, batch: int) -> list[int]:
-        return sorted(range(len(outcomes)), key=lambda i: abs(outcomes[i].passes - G / 2))[:batch]
+        return sorted(range(len(outcomes)), key=lambda i: -float(np.var(outcomes[i].rewards)))[:batch]
 
 
-# ablations: one knob of the rlcs defaults changed at a time -> (config overrides, offline priors)
-ABLATIONS = {
-    "rlcs, plain Thompson draws (thompson_temperature 1)": ({"thompson_temperature": 1.0}, False),
-    "rlcs, no drift correction": ({"drift_correction": False}, False),
-    "rlcs, domain_floor 0.05": ({"domain_floor": 0.05}, False),
-    "rlcs, explore 0.05": ({"explore": 0.05}, False),
-    "rlcs+offline, prior_strength 8 (the grade counted as its 8 rollouts)": ({"prior_strength": 8.0}, True),
-}
-
-
-def make_sampler(name: str, examples, seed: int):
+def make_sampler(name: str, learner: Learner, seed: int):
+    examples, g = learner.examples, learner.world.group_size
     if name == "uniform":
         return UniformSampler(examples, seed)
     if name == "dapo":
         return DapoSampler(examples, seed, max_refills=3)
-    overrides = ABLATIONS[name][0] if name in ABLATIONS else {}
-    return RLCSSampler(examples, SamplerConfig(name="rlcs", **overrides), G, seed)
+    if name == "oracle":
+        return OracleSampler(examples, seed, learner)
+    if name == "rlcs":
+        return RLCSSampler(examples, SamplerConfig(name="rlcs"), g, seed)
+    if name == "rlcs-previous":
+        return RLCSSampler(examples, SamplerConfig(name="rlcs", **PREVIOUS), g, seed)
+    if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
+        overrides = {k: float(v) for k, v in (kv.split("=") for kv in name[5:].split(","))}
+        return RLCSSampler(examples, SamplerConfig(name="rlcs", **overrides), g, seed)
+    raise ValueError(f"unknown sampler {name!r}")
 
 
-def simulate(name: str, seed: int) -> dict:
-    examples, theta, domain_of = population(seed)
-    if name == "rlcs+offline" or ABLATIONS.get(name, ({}, False))[1]:
-        examples = offline_grades(examples, theta, seed)
-    index = {e["id"]: i for i, e in enumerate(examples)}
-    skill = np.zeros(len(DOMAINS))
-    bonus = np.zeros(len(examples))
-    rng = np.random.default_rng(seed + 1000)
-    rollouts, groups_rolled, zero_variance = 0, 0, 0
-    first_looks = first_look_zero = 0
-    looked = np.zeros(len(examples), dtype=bool)
+def simulate(world: World, name: str, seed: int, target: float | None = None,
+             max_rollouts: float | None = None) -> dict:
+    """Drive one sampler: ``world.uniform_steps`` steps when no target is given, else until skill reaches
+    ``target`` or ``max_rollouts`` are spent."""
+    learner = Learner(world, seed)
+    sampler = make_sampler(name, learner, seed)
+    g = world.group_size
+    start = learner.observed()
+    rollouts = groups = zero_variance = steps = 0
+    picks = np.zeros(len(world.domains))
 
-    def pass_rates() -> np.ndarray:
-        return 1 / (1 + np.exp(-(skill[domain_of] + bonus - theta)))
+    def done() -> bool:
+        if target is None:
+            return steps >= world.uniform_steps
+        return learner.skill_now() >= target or rollouts >= max_rollouts
 
-    def mean_pass() -> float:
-        return float(np.mean(pass_rates()))
-
-    sampler = OracleSampler(examples, seed, pass_rates) if name == "oracle" else make_sampler(name, examples, seed)
-
-    steps = 0
-    while steps < MAX_STEPS and mean_pass() < TARGET:
+    while not done():
         steps += 1
         outcomes: list[GroupOutcome] = []
-        count = sampler.rollout_count(BATCH)
+        count = sampler.rollout_count(world.batch)
         while count:
             for example in sampler.pick(count):
-                i = index[example["id"]]
-                p = 1 / (1 + np.exp(-(skill[domain_of[i]] + bonus[i] - theta[i])))
-                passes = int(rng.binomial(G, p))
-                if not looked[i]:
-                    looked[i] = True
-                    first_looks += 1
-                    first_look_zero += passes in (0, G)
-                outcomes.append(GroupOutcome(example["id"], example["domain"],
-                                             [1.0] * passes + [0.0] * (G - passes), passes))
-            count = sampler.refill(outcomes, BATCH)
+                outcomes.append(learner.rollout(example))
+                picks[learner.domain_of[learner.index[example["id"]]]] += 1
+            count = sampler.refill(outcomes, world.batch)
         sampler.update(outcomes)
-        rollouts += G * len(outcomes)
-        groups_rolled += len(outcomes)
+        rollouts += g * len(outcomes)
+        groups += len(outcomes)
         zero_variance += sum(not o.informative for o in outcomes)
-        for k in sampler.select(outcomes, BATCH):
-            o = outcomes[k]
-            share = o.passes / G
-            i = index[o.example_id]
-            skill[domain_of[i]] += DOMAIN_RATE * 4 * share * (1 - share)
-            bonus[i] += ITEM_RATE * 4 * share * (1 - share)
-    return {"rollouts": rollouts if mean_pass() >= TARGET else None, "steps": steps,
-            "zero_variance": zero_variance / groups_rolled, "first_looks": first_looks / groups_rolled,
-            "first_look_zero": first_look_zero / groups_rolled}
+        learner.learn([outcomes[k] for k in sampler.select(outcomes, world.batch)])
+    # a domain is unchanged when its items' pass rates moved by less than 0.02 on average (absolute, per
+    # item: a domain whose trained items improved while others did not has changed)
+    moved = np.bincount(learner.domain_of, weights=np.abs(learner.observed() - start)) / np.bincount(
+        learner.domain_of)
+    unchanged = moved < 0.02
+    drift = getattr(sampler, "drift", None)
+    return {"rollouts": rollouts, "skill": learner.skill_now(), "reached": target is None or learner.skill_now()
+            >= target, "zero_variance": zero_variance / max(groups, 1), "picks": picks / max(picks.sum(), 1),
+            "drift_unchanged": (float(np.abs(drift[unchanged]).mean()) if drift is not None and unchanged.any()
+                                else None)}
 
 
-def summarise(runs: list[dict], uniform_mean: float | None) -> tuple[float | None, str]:
-    reached = [r["rollouts"] for r in runs if r["rollouts"] is not None]
-    mean = statistics.mean(reached) if len(reached) == len(runs) else None
-    if mean is None:
-        rollouts = f"not reached in {MAX_STEPS} steps ({len(reached)}/{len(runs)} seeds)"
-    else:
-        spread = statistics.stdev(reached) / len(reached) ** 0.5 if len(reached) > 1 else 0.0
-        rollouts = f"{mean:,.0f} ± {spread:,.0f}"
-    ratio = f"{mean / uniform_mean:.2f}x" if mean and uniform_mean else "—"
-    row = (f"{rollouts} | {ratio} | {statistics.mean(r['steps'] for r in runs):.0f} | "
-           f"{statistics.mean(r['zero_variance'] for r in runs):.1%} | "
-           f"{statistics.mean(r['first_looks'] for r in runs):.1%} | "
-           f"{statistics.mean(r['first_look_zero'] for r in runs):.1%}")
-    return mean, row
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-previous", "oracle")
+
+
+def run_world(world: World, seeds: int, samplers: tuple[str, ...] = SAMPLERS) -> dict[str, list[dict]]:
+    """Every sampler on every seed; non-uniform samplers run until uniform's final skill of the same seed."""
+    results: dict[str, list[dict]] = {"uniform": [simulate(world, "uniform", s) for s in range(seeds)]}
+    for name in samplers:
+        if name == "uniform":
+            continue
+        results[name] = [simulate(world, name, s, target=u["skill"], max_rollouts=BUDGET * u["rollouts"])
+                         for s, u in zip(range(seeds), results["uniform"])]
+    return results
+
+
+def ratio(runs: list[dict], uniform: list[dict]) -> tuple[float, int]:
+    """Mean over seeds of rollouts / uniform's rollouts (a seed that never reached counts as BUDGET x),
+    and how many seeds did not reach."""
+    values = [r["rollouts"] / u["rollouts"] if r["reached"] else BUDGET for r, u in zip(runs, uniform)]
+    return statistics.mean(values), sum(not r["reached"] for r in runs)
+
+
+def neglect(runs: list[dict], oracle: list[dict], names: list[str]) -> tuple[float, str]:
+    """The smallest ratio of a domain's mean share of picks to the oracle's, over domains to which the
+    oracle gives at least 2% of its picks (below that the ratio is noise)."""
+    share = np.mean([r["picks"] for r in runs], axis=0)
+    fair = np.mean([r["picks"] for r in oracle], axis=0)
+    ratios = {n: share[k] / fair[k] for k, n in enumerate(names) if fair[k] >= 0.02}
+    worst = min(ratios, key=ratios.get)
+    return ratios[worst], worst
+
+
+def fmt_ratio(runs: list[dict], uniform: list[dict]) -> str:
+    value, missed = ratio(runs, uniform)
+    return f"{value:.2f}x" + (f" ({missed} missed)" if missed else "")
+
+
+def _mean_drift(runs: list[dict]) -> str:
+    drifts = [r["drift_unchanged"] for r in runs if r["drift_unchanged"] is not None]
+    return f"{statistics.mean(drifts):.2f}" if drifts else "—"
+
+
+def summarise(world: World, results: dict[str, list[dict]]) -> str:
+    names = [d.name for d in world.domains]
+    uniform = results["uniform"]
+    cells = [world.name, world.split, f"{statistics.mean(u['skill'] for u in uniform):.3f}"]
+    cells += [fmt_ratio(results[n], uniform) for n in ("rlcs", "rlcs-previous", "dapo", "oracle")]
+    cells += [" / ".join(f"{statistics.mean(r['zero_variance'] for r in results[n]):.1%}"
+                         for n in ("uniform", "dapo", "rlcs", "rlcs-previous", "oracle"))]
+    for n in ("rlcs", "rlcs-previous"):
+        value, domain = neglect(results[n], results["oracle"], names)
+        cells.append(f"{value:.2f} ({domain})")
+    cells += [_mean_drift(results[n]) for n in ("rlcs", "rlcs-previous")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def domain_shares(world: World, results: dict[str, list[dict]]) -> str:
+    """One row per world: each domain's mean share of picks, rlcs / previous defaults / oracle."""
+    shares = {n: np.mean([r["picks"] for r in results[n]], axis=0) for n in ("rlcs", "rlcs-previous", "oracle")}
+    cells = [f"{d.name} {shares['rlcs'][k]:.1%} / {shares['rlcs-previous'][k]:.1%} / {shares['oracle'][k]:.1%}"
+             for k, d in enumerate(world.domains)]
+    return f"| {world.name} | " + "; ".join(cells) + " |"
+
+
+HEADER = ("| world | split | uniform's final skill | rlcs | rlcs, previous defaults | dapo | oracle "
+          "| zero-variance groups: uniform / dapo / rlcs / previous / oracle | neglect: rlcs | neglect: previous "
+          "| mean abs. drift, unchanged domains: rlcs | … previous |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=24)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", action="append", help="a world's name (benchmarks/worlds/NAME.yaml)")
+    parser.add_argument("--all", action="store_true", help="every world; rewrites the docs table")
+    parser.add_argument("--split", choices=("tuning", "held-out"), help="only the worlds of one split")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--sampler", action="append", help="extra rlcs variants, e.g. rlcs:drift_decay=0.9")
     args = parser.parse_args()
-    names = ("uniform", "dapo", "rlcs", "rlcs+offline", "oracle")
-    results = {name: [simulate(name, seed) for seed in range(args.seeds)] for name in (*names, *ABLATIONS)}
-    uniform_mean, _ = summarise(results["uniform"], None)
-    rows = {name: summarise(runs, uniform_mean)[1] for name, runs in results.items()}
-    for name in results:
-        print(f"{name}: {rows[name]}")
-    header = ("| sampler | rollouts to target | vs uniform | steps | zero-variance groups | first looks "
-              "| zero-variance first looks |\n|---|---|---|---|---|---|---|")
-    grading = 8 * sum(count for count, _, _ in DOMAINS.values())
-    spec = "; ".join(f"{name}: {count} items, difficulty N({mean}, {spread})"
-                     for name, (count, mean, spread) in DOMAINS.items())
+    known = sorted(p.stem for p in WORLDS.glob("*.yaml"))
+    for name in args.world or []:
+        if name not in known:
+            parser.error(f"no world {name!r} in {WORLDS} (known: {', '.join(known)})")
+    worlds = all_worlds() if args.all or args.split else [load_world(WORLDS / f"{n}.yaml") for n in args.world or []]
+    if args.split:
+        worlds = [w for w in worlds if w.split == args.split]
+    if not worlds:
+        parser.error("name a --world, a --split, or --all")
+    rows, share_rows = [], []
+    for world in worlds:
+        results = run_world(world, args.seeds)
+        for extra in args.sampler or []:
+            results[extra] = [simulate(world, extra, s, target=u["skill"], max_rollouts=BUDGET * u["rollouts"])
+                              for s, u in zip(range(args.seeds), results["uniform"])]
+            value, domain = neglect(results[extra], results["oracle"], [d.name for d in world.domains])
+            print(f"  {world.name} {extra}: {fmt_ratio(results[extra], results['uniform'])}, zero-variance "
+                  f"{statistics.mean(r['zero_variance'] for r in results[extra]):.1%}, neglect {value:.2f} "
+                  f"({domain}), drift {_mean_drift(results[extra])}", flush=True)
+        rows.append(summarise(world, results))
+        share_rows.append(domain_shares(world, results))
+        print(HEADER.splitlines()[0] if len(rows) == 1 else "", rows[-1], sep="\n", flush=True)
+    if not args.all:
+        return
+    described = "\n".join(f"- `{w.name}` ({w.split}): {w.description.strip()}" for w in worlds)
     write_section("curriculum_sim", f"""
-## Curriculum sampling in simulation: rollouts to a target skill
+## Curriculum sampling in simulation: a suite of worlds
 
-Command: `python benchmarks/curriculum_sim.py --seeds {args.seeds}` (no model; the real sampler classes,
-driven as the RL loop drives them). Population: {spec}. A rollout passes with probability
-sigmoid(skill_domain + bonus_item - difficulty); both start at 0 and grow only from the groups the
-optimizer receives, by {DOMAIN_RATE} (domain) and {ITEM_RATE} (item) x 4q(1-q) per group.
-Batch {BATCH} groups of G={G}; target: mean pass
-probability over all items >= {TARGET}. Means over {args.seeds} seeds (rollouts ± their standard error);
-zero-variance share is over all groups rolled out, including those the expansion rolls out and the
-balanced selection drops; "first looks" is the share of groups that were an item's first rollout, and
-the last column the share of all groups that were first looks with zero variance (the cost of finding out).
+Command: `python benchmarks/curriculum_sim.py --all --seeds {args.seeds}` (no model; the real sampler
+classes, driven as the RL loop drives them; worlds are `benchmarks/worlds/*.yaml`). uniform runs each
+world's fixed number of steps; every other sampler runs on the same seed until it reaches uniform's final
+skill (mean probability of a right answer over all items), and its rollouts are given as a multiple of
+uniform's, averaged over {args.seeds} seeds (a seed that has not reached it within {BUDGET:.0f}x uniform's
+rollouts counts as {BUDGET:.0f}x and is listed as missed). Zero-variance share is over all groups rolled
+out. Neglect is the smallest ratio, over domains, of a sampler's share of picks to the oracle's (domains
+the oracle gives at least 2%), with the domain that has it: 1 is the oracle's allocation, 0.1 a domain
+starved to a tenth of its fair share (in `partial_credit` the oracle, which ranks by the chance that
+rewards differ at all, is no yardstick: it is slower than uniform there). The last two columns: mean
+|drift offset| (logit) at the end over domains whose items' true pass rates moved by less than 0.02 on
+average ("—": no such domain in that sampler's runs). "previous defaults": `informative_floor: 0`,
+`drift_ridge: 1`, `drift_decay: 1` (the sampler before issue #12). The new defaults were chosen on the
+`tuning` worlds only (seeds 0-3, and 0-23 of `base` for its zero-variance target); the `held-out` worlds
+played no part in the choice (they were run once with `informative_floor: 0.5`, before the tuning worlds
+moved it to 0.35, and again after).
 
-{header}
-{chr(10).join(f"| {name} | {rows[name]} |" for name in names)}
+{HEADER}
+{chr(10).join(rows)}
 
-`rlcs+offline` starts from offline difficulty priors (each item's pass rate over 8 samples of the
-starting policy, as `rlcs grade` computes); those {grading:,} grading rollouts are not in its count, as
-the paper grades offline with prior models. `oracle` is not a sampler: it reads the simulator's true
-pass rates, and bounds what any estimate could reach.
+Share of all picks per domain, rlcs / previous defaults / oracle (same runs):
 
-Ablations, one setting changed from the rlcs defaults at a time, same seeds:
+| world | domain: rlcs / previous / oracle |
+|---|---|
+{chr(10).join(share_rows)}
 
-{header}
-{chr(10).join(f"| {name} | {rows[name]} |" for name in ABLATIONS)}
+Worlds:
+
+{described}
 """)
 
 

@@ -87,6 +87,27 @@ def informative_probability(p, group_size: int):
     return 1.0 - p**group_size - (1.0 - p) ** group_size
 
 
+def expected_informative(a: np.ndarray, b: np.ndarray, group_size: int) -> np.ndarray:
+    """E[1 - p^G - (1 - p)^G] for p ~ Beta(a, b): the chance a group of G is informative, averaged over what
+    is not yet known of p. Exact, from the Beta moments E[p^G] = prod_j (a + j) / (a + b + j), j < G."""
+    a, b = np.asarray(a, dtype=float)[..., None], np.asarray(b, dtype=float)[..., None]
+    j = np.arange(group_size)
+    all_pass = np.prod((a + j) / (a + b + j), axis=-1)
+    all_fail = np.prod((b + j) / (a + b + j), axis=-1)
+    return np.clip(1.0 - all_pass - all_fail, 0.0, 1.0)
+
+
+def informative_floors(informative_mass: dict[str, float], base: dict[str, float], scale: float,
+                       floor: float) -> dict[str, float]:
+    """Per-domain least share of the picks: ``scale`` x the domain's share of the expected informative items
+    (``informative_mass``, tilted by the base mix), and never below the fixed ``floor``. ``scale`` is cut to
+    what the fixed floors leave, so the floors always sum to at most 1."""
+    tilted = {d: base[d] * max(informative_mass.get(d, 0.0), 0.0) for d in base}
+    total = sum(tilted.values())
+    scale = max(0.0, min(scale, 1.0 - floor * len(base)))
+    return {d: max(floor, scale * tilted[d] / total if total > 0 else 0.0) for d in base}
+
+
 def tier_of(mean: np.ndarray, easy_above: float, hard_below: float) -> np.ndarray:
     """0 = hard, 1 = medium, 2 = easy."""
     return np.where(mean >= easy_above, 2, np.where(mean <= hard_below, 0, 1))
@@ -118,19 +139,21 @@ def balance_order(rewards: list[list[float]]) -> list[int]:
     return sorted(range(len(rewards)), key=lambda i: (-spreads[i], i))
 
 
-def domain_weights(base: dict[str, float], candidate_share: dict[str, float], floor: float,
+def domain_weights(base: dict[str, float], candidate_share: dict[str, float], floor: float | dict[str, float],
                    ceiling: float) -> dict[str, float]:
     """Base mix scaled by each domain's share of the most promising candidates, bounded to [floor, ceiling].
 
     ``weight_d ∝ base_d * candidate_share_d``: with an even base mix this is the domains' share of a single
-    ranking of all examples; the base mix tilts it toward the domains a recipe favours. Bounds are enforced
-    by water-filling, so the result sums to 1.
+    ranking of all examples; the base mix tilts it toward the domains a recipe favours. ``floor`` is one
+    share for every domain or one per domain. Bounds are enforced by water-filling, so the result sums to 1.
     """
     raw = {d: base[d] * candidate_share.get(d, 0.0) for d in base}
     total = sum(raw.values())
     weights = {d: (v / total if total > 0 else 1 / len(raw)) for d, v in raw.items()}
-    if floor * len(weights) > 1 or ceiling * len(weights) < 1:
+    floors = floor if isinstance(floor, dict) else {d: floor for d in weights}
+    if sum(floors.get(d, 0.0) for d in weights) > 1 + 1e-9 or ceiling * len(weights) < 1:
         raise ValueError(f"domain floor {floor} / ceiling {ceiling} cannot hold {len(weights)} domains")
+    floors = {d: min(floors.get(d, 0.0), ceiling) for d in weights}
     fixed: dict[str, float] = {}
     for _ in range(2 * len(weights) + 1):
         free = [d for d in weights if d not in fixed]
@@ -143,9 +166,9 @@ def domain_weights(base: dict[str, float], candidate_share: dict[str, float], fl
         if over:  # cap first, then re-spread what the capped domains gave up
             fixed.update({d: ceiling for d in over})
             continue
-        under = [d for d in free if proposal[d] < floor - 1e-12]
+        under = [d for d in free if proposal[d] < floors[d] - 1e-12]
         if under:
-            fixed.update({d: floor for d in under})
+            fixed.update({d: floors[d] for d in under})
             continue
         return {**fixed, **proposal}
     total = sum(fixed.values())
