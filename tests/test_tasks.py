@@ -139,3 +139,10 @@ def test_unknown_domain_and_level_are_rejected():
         tasks.make_problem("poetry", 1, random.Random(0))
     with pytest.raises(ValueError, match="level"):
         tasks.make_problem("arithmetic", 9, random.Random(0))
+
+
+def test_algebra_traces_end_by_stating_the_unknown():
+    for problem in tasks.generate(10, seed=9, domains=["algebra"]):
+        letter = problem.prompt.split(":")[0].split()[-1]
+        assert problem.steps[-1].endswith(f"so {letter} = {problem.answer}."), problem.steps
+

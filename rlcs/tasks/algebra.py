@@ -2,7 +2,9 @@
 
 The unknown's letter varies and the constants of the easy levels range up to
 40, so every level has thousands of distinct prompts: a held-out equation is
-new, not one of a few dozen the model could have memorised.
+new, not one of a few dozen the model could have memorised. Every trace ends
+by stating the unknown ("so x = 30"), so the answer restates the last step
+instead of re-deriving it from the middle of an expression.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def make(rng: random.Random, level: int):
         b, c = rng.randint(1, 9), rng.randint(0, 40)
         x = c + b
         equation = _either_side(rng, f"{v} - {b}", str(c))
-        steps = [f"Add {b} to both sides: {v} = {c} + {b} = {x}."]
+        steps = [f"Add {b} to both sides: {c} + {b} = {x}, so {v} = {x}."]
     elif level == 2:  # v + b = c: count up from b to c, one step at a time
         x, b = rng.randint(1, 9), rng.randint(0, 40)
         equation = _either_side(rng, f"{v} + {b}", str(x + b))
@@ -33,7 +35,7 @@ def make(rng: random.Random, level: int):
         equation = f"{a}{v} {_signed(b)} = {c}"
         steps = [
             f"Move {b} to the right side: {a}{v} = {c} - ({b}) = {c - b}.",
-            f"Divide both sides by {a}: {v} = {c - b} / {a} = {x}.",
+            f"Divide both sides by {a}: {c - b} / {a} = {x}, so {v} = {x}.",
         ]
     else:  # a*v + b = c*v + d
         x, a = rng.randint(-9, 9), rng.randint(2, 9)
@@ -45,7 +47,7 @@ def make(rng: random.Random, level: int):
             f"Move {c}{v} to the left side: {a}{v} - ({c}{v}) = {a - c}{v}.",
             f"Move {b} to the right side: {d} - ({b}) = {d - b}.",
             f"Now {a - c}{v} = {d - b}.",
-            f"Divide both sides by {a - c}: {v} = {d - b} / {a - c} = {x}.",
+            f"Divide both sides by {a - c}: {d - b} / {a - c} = {x}, so {v} = {x}.",
         ]
     return Problem("algebra", level, f"Solve for {v}: {equation}", str(x), tuple(steps), f"{v} = ")
 
