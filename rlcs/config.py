@@ -316,8 +316,13 @@ class TokenizerSpec(Section):
 
 
 class InitModelSpec(Section):
-    model_type: str = Field("glm4", description="any transformers model_type with a causal LM head")
-    config: dict[str, Any] = Field(default_factory=dict, description="config kwargs (sizes)")
+    model_type: str = Field("glm4", description="any transformers model_type with a causal LM head, or glm4v "
+                            "(an image-text model with its processor; docs/vision.md)")
+    config: dict[str, Any] = Field(default_factory=dict, description="config kwargs (sizes); glm4v: text_config "
+                                   "and vision_config mappings")
+    image_processor: dict[str, Any] = Field(default_factory=dict, description="image-text models only: image "
+                                            "processor kwargs, e.g. size: {shortest_edge: 12544, longest_edge: "
+                                            "100352} (min and max pixel counts, two frames included)")
 
 
 class InitRecipe(Section):

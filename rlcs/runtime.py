@@ -1,4 +1,4 @@
-"""Process-level setup shared by every stage: accelerator, model and tokenizer loading."""
+"""Process-level setup shared by every stage: accelerator, model, tokenizer and processor loading."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, set_seed
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+)
 
 from rlcs.config import ModelConfig, StageRecipe
+from rlcs.vision import is_image_text_config, load_image_text_processor
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -66,9 +75,21 @@ def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def load_processor(config: ModelConfig) -> ProcessorMixin:
+    """The processor (tokenizer + image processor) of an image-text model (rlcs/vision.py)."""
+    return load_image_text_processor(config.tokenizer or config.path, trust_remote_code=config.trust_remote_code)
+
+
+def model_class(config: ModelConfig) -> type:
+    """The auto class that loads ``config.path``: image-text-to-text when transformers maps the
+    checkpoint's config class to such a model (GLM-4V), else the causal LM as for any text model."""
+    hf_config = AutoConfig.from_pretrained(config.path, trust_remote_code=config.trust_remote_code)
+    return AutoModelForImageTextToText if is_image_text_config(hf_config) else AutoModelForCausalLM
+
+
 def load_model(config: ModelConfig) -> PreTrainedModel:
     """``from_pretrained`` for a tiny local model and a 9B hub model alike (ZeRO-3 partitions at load)."""
-    model = AutoModelForCausalLM.from_pretrained(
+    model = model_class(config).from_pretrained(
         config.path,
         dtype=DTYPES[config.dtype],
         attn_implementation=config.attn_implementation,

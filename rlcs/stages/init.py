@@ -1,5 +1,7 @@
 """`rlcs init`: train a tokenizer on a local corpus and build a fresh model from a config.
 
+An image-text model type (glm4v) also gets the vision tokens and a processor (rlcs/vision.py).
+
 Both are written with ``save_pretrained`` so every later stage loads them with
 ``from_pretrained``, exactly as it would load a real model id.
 """
@@ -12,6 +14,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
 
+from rlcs import vision
 from rlcs.config import InitRecipe, dump_recipe
 from rlcs.data import load_texts
 
@@ -85,13 +88,34 @@ def build_model(model_type: str, overrides: dict, tokenizer: PreTrainedTokenizer
 
 def run(recipe: InitRecipe) -> Path:
     out = Path(recipe.output_dir) / "model"
+    spec = recipe.model
+    image_text = vision.is_image_text_model_type(spec.model_type)
+    if spec.image_processor and not image_text:
+        raise ValueError(f"model.image_processor: only image-text models take one; "
+                         f"{spec.model_type!r} is a text model")
     texts = [text for source in recipe.tokenizer.corpus for text in load_texts(source, recipe.tokenizer.text_field)]
     tokenizer = train_tokenizer(texts, recipe.tokenizer.vocab_size)
-    model = build_model(recipe.model.model_type, recipe.model.config, tokenizer, recipe.seed)
+    if image_text:
+        vision.add_vision_tokens(tokenizer)
+        model = vision.build_vision_model(spec.model_type, spec.config, tokenizer, recipe.seed)
+        # The processor saves the tokenizer with it (and the chat template, image processor settings).
+        saved = vision.build_processor(tokenizer, model.config.vision_config, spec.image_processor)
+    else:
+        model = build_model(spec.model_type, spec.config, tokenizer, recipe.seed)
+        saved = tokenizer
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    saved.save_pretrained(out)
     dump_recipe(recipe, Path(recipe.output_dir) / "recipe.yaml")
-    params = sum(p.numel() for p in model.parameters())
-    print(f"built {type(model).__name__} with {params / 1e6:.2f}M parameters and a "
+    print(f"built {type(model).__name__} with {_parameter_summary(model)} and a "
           f"{len(tokenizer)}-token tokenizer in {out}")
     return out
+
+
+def _parameter_summary(model: torch.nn.Module) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    summary = f"{total / 1e6:.2f}M parameters"
+    # An image-text model: say how much of it is the vision tower.
+    visual = getattr(getattr(model, "model", None), "visual", None)
+    if visual is not None:
+        summary += f" ({sum(p.numel() for p in visual.parameters()) / 1e6:.2f}M in the vision tower)"
+    return summary

@@ -1,0 +1,196 @@
+"""Image-text (GLM-4V) models: telling them apart, building a tiny one, loading its processor.
+
+Only the GLM-4V family is built here: its processor needs image and video marker tokens
+in the tokenizer and their ids in the model config, and those names are GLM-4V's own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    GenerationConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+)
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+from transformers.models.glm4v import Glm4vImageProcessorPil, Glm4vProcessor
+from transformers.utils import is_torchvision_available
+
+IMAGE_START, IMAGE, IMAGE_END = "<|begin_of_image|>", "<|image|>", "<|end_of_image|>"
+VIDEO_START, VIDEO, VIDEO_END = "<|begin_of_video|>", "<|video|>", "<|end_of_video|>"
+# Glm4vProcessor looks all six up by these names; the video ones are needed even for images
+# because it tells image placeholders from video frames by the video markers around them.
+VISION_TOKENS = [IMAGE_START, IMAGE_END, IMAGE, VIDEO_START, VIDEO_END, VIDEO]
+# Glm4vConfig field -> the token whose id it holds.
+CONFIG_TOKEN_FIELDS = {
+    "image_start_token_id": IMAGE_START,
+    "image_end_token_id": IMAGE_END,
+    "image_token_id": IMAGE,
+    "video_start_token_id": VIDEO_START,
+    "video_end_token_id": VIDEO_END,
+    "video_token_id": VIDEO,
+}
+BUILDABLE = ("glm4v",)
+
+# rlcs's text template (rlcs/stages/init.py) with list-of-parts content as GLM-4.1V writes it:
+# an image part becomes begin/placeholder/end, which the processor expands to one placeholder per
+# merged patch. String content renders exactly as the text template does, so text SFT masking
+# (a prompt rendered with add_generation_prompt is a token prefix of the conversation) still holds.
+VISION_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{ '" + IMAGE_START + IMAGE + IMAGE_END + "' }}"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
+    "{%- else -%}{{ raise_exception('unsupported content part type: ' + part['type']) }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{%- if message['role'] == 'assistant' -%}{{ '<|endoftext|>' }}{%- else -%}{{ '\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+)
+
+
+def is_image_text_config(config: PretrainedConfig | type[PretrainedConfig]) -> bool:
+    """True when transformers maps this config (class) to an image-text-to-text model, or a
+    remote-code config declares one in its ``auto_map``."""
+    config_class = config if isinstance(config, type) else type(config)
+    if config_class in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING:
+        return True
+    auto_map = getattr(config, "auto_map", None) or {}
+    return "AutoModelForImageTextToText" in auto_map
+
+
+def is_image_text_model_type(model_type: str) -> bool:
+    if model_type not in CONFIG_MAPPING:
+        return False
+    return is_image_text_config(CONFIG_MAPPING[model_type])
+
+
+def add_vision_tokens(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Add GLM-4V's image/video markers as special tokens (decoding with skip_special_tokens drops
+    them, as it drops role tokens) and switch to the template that renders image parts."""
+    tokenizer.add_tokens(VISION_TOKENS, special_tokens=True)
+    tokenizer.chat_template = VISION_CHAT_TEMPLATE
+
+
+class Glm4vImageTextProcessor(Glm4vProcessor):
+    """``Glm4vProcessor`` without its video processor.
+
+    transformers 5 cannot construct or load ``Glm4vProcessor`` without torchvision: its video
+    processor exists only with torchvision, and the type check of the ``video_processor``
+    argument fails even for ``None``. This class drops that argument and handles images and text
+    only. It saves itself as ``Glm4vProcessor`` (the image processor as the PIL
+    ``Glm4vImageProcessorPil``), so with torchvision installed ``AutoProcessor`` loads the same
+    directory as the stock processor.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        # Glm4vProcessor.__init__ passes a video processor positionally; skip to ProcessorMixin and
+        # set what Glm4vProcessor.__init__ sets.
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+        self.video_processor = None
+        self.image_token = getattr(tokenizer, "image_token", None) or IMAGE
+        self.video_token = getattr(tokenizer, "video_token", None) or VIDEO
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        self.video_start_id = tokenizer.convert_tokens_to_ids(VIDEO_START)
+        self.video_end_id = tokenizer.convert_tokens_to_ids(VIDEO_END)
+
+    def __call__(self, images=None, text=None, videos=None, **kwargs):
+        if videos is not None:
+            raise ValueError("this GLM-4V processor was loaded without torchvision and has no video processor; "
+                             "install torchvision to process videos")
+        return super().__call__(images=images, text=text, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output["processor_class"] = Glm4vProcessor.__name__
+        return output
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
+        files = super().save_pretrained(save_directory, **kwargs)
+        # ProcessorMixin also writes this class's name into the tokenizer config; name the stock class there too.
+        path = Path(save_directory) / "tokenizer_config.json"
+        tokenizer_config = json.loads(path.read_text())
+        tokenizer_config["processor_class"] = Glm4vProcessor.__name__
+        path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n")
+        return files
+
+
+def build_processor(tokenizer: PreTrainedTokenizerBase, vision_config: PretrainedConfig,
+                    image_processor_kwargs: dict[str, Any]) -> Glm4vImageTextProcessor:
+    """The PIL image processor, its patch geometry taken from the vision tower so the two cannot disagree."""
+    geometry = {
+        "patch_size": vision_config.patch_size,
+        "temporal_patch_size": vision_config.temporal_patch_size,
+        "merge_size": vision_config.spatial_merge_size,
+    }
+    clash = sorted(set(geometry) & set(image_processor_kwargs))
+    if clash:
+        raise ValueError(f"model.image_processor: {', '.join(clash)} come from model.config.vision_config "
+                         "(patch_size, temporal_patch_size, spatial_merge_size); set them there")
+    image_processor = Glm4vImageProcessorPil(**geometry, **image_processor_kwargs)
+    return Glm4vImageTextProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                   chat_template=VISION_CHAT_TEMPLATE)
+
+
+def build_vision_model(model_type: str, overrides: dict[str, Any], tokenizer: PreTrainedTokenizerBase,
+                       seed: int) -> PreTrainedModel:
+    """A freshly initialised image-text model; ``tokenizer`` must already hold the vision tokens."""
+    if model_type not in BUILDABLE:
+        raise ValueError(f"model.model_type: rlcs init builds the image-text model types {list(BUILDABLE)}, "
+                         f"got {model_type!r}")
+    overrides = dict(overrides)
+    text = dict(overrides.pop("text_config", {}))
+    vision = dict(overrides.pop("vision_config", {}))
+    text.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    token_ids = {field: tokenizer.convert_tokens_to_ids(token) for field, token in CONFIG_TOKEN_FIELDS.items()}
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **token_ids, **overrides)
+    _check_shapes(config)
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    return model
+
+
+def _check_shapes(config: PretrainedConfig) -> None:
+    """Mismatches transformers accepts at build time and fails on, deep inside, at the first forward pass."""
+    text, vision = config.text_config, config.vision_config
+    if text.num_attention_heads % text.num_key_value_heads:
+        raise ValueError(f"model.config.text_config: num_attention_heads ({text.num_attention_heads}) must be a "
+                         f"multiple of num_key_value_heads ({text.num_key_value_heads})")
+    if vision.out_hidden_size != text.hidden_size:
+        raise ValueError(f"model.config.vision_config.out_hidden_size ({vision.out_hidden_size}) must equal "
+                         f"model.config.text_config.hidden_size ({text.hidden_size}): the vision tower's "
+                         "outputs replace token embeddings")
+    rope = text.rope_parameters or {}
+    head_dim = text.hidden_size // text.num_attention_heads
+    rotary = int(head_dim * rope.get("partial_rotary_factor", 1.0))
+    section = rope.get("mrope_section", [8, 12, 12])
+    if 2 * sum(section) != rotary:
+        raise ValueError(f"model.config.text_config.rope_parameters.mrope_section {section} must sum to half the "
+                         f"rotary dimension ({rotary} = head_dim {head_dim} x partial_rotary_factor "
+                         f"{rope.get('partial_rotary_factor', 1.0)})")
+
+
+def load_image_text_processor(source: str, trust_remote_code: bool = False) -> ProcessorMixin:
+    """``AutoProcessor.from_pretrained(source)``, except where that cannot work: a GLM-4V processor
+    without torchvision is loaded as ``Glm4vImageTextProcessor`` (images and text, no videos)."""
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if not is_torchvision_available() and PROCESSOR_MAPPING.get(type(config), None) is Glm4vProcessor:
+        return Glm4vImageTextProcessor.from_pretrained(source)
+    return AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
