@@ -15,7 +15,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
-from rlcs.lora import is_lora, merged_parameters
+from rlcs.lora import adapter_parameters, is_lora, merged_parameters
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -26,21 +26,17 @@ def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBa
     vLLM load) and as the adapter alone in ``directory/adapter``."""
     directory = Path(directory)
     unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)
-    merged = None
-    if is_lora(unwrapped):  # every process walks the iterator: under ZeRO-3 each gather is a collective
-        weights = merged_parameters(model, accelerator)
-        if accelerator.is_main_process:
-            merged = dict(weights)
-        else:
-            for _ in weights:
-                pass
+    lora = is_lora(unwrapped)
+    state_dict = None if lora else accelerator.get_state_dict(model)
+    if lora:  # every process walks the iterators: under ZeRO-3 each gather is a collective
+        merged = _on_main_in_cpu_memory(accelerator, merged_parameters(model, accelerator))
+        adapter = _on_main_in_cpu_memory(accelerator, adapter_parameters(model, accelerator))
     if accelerator.is_main_process:
         partial = directory.with_name(directory.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        if merged is not None:
+        if lora:
             unwrapped.get_base_model().save_pretrained(partial, state_dict=merged, is_main_process=True)
-            unwrapped.save_pretrained(partial / "adapter", state_dict=state_dict, is_main_process=True)
+            unwrapped.save_pretrained(partial / "adapter", state_dict=adapter, is_main_process=True)
         else:
             unwrapped.save_pretrained(partial, state_dict=state_dict, is_main_process=True)
         tokenizer.save_pretrained(partial)
@@ -51,6 +47,16 @@ def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBa
         os.replace(partial, directory)
     accelerator.wait_for_everyone()
     return directory
+
+
+def _on_main_in_cpu_memory(accelerator: Accelerator, weights) -> dict | None:
+    """Walk ``weights`` on every process (its gathers are collectives); keep host copies on the main
+    process only, so no accelerator ever holds a second copy of the model while saving."""
+    kept = {}
+    for name, tensor in weights:
+        if accelerator.is_main_process:
+            kept[name] = tensor.detach().to("cpu", copy=True)
+    return kept if accelerator.is_main_process else None
 
 
 def list_step_checkpoints(root: str | Path) -> list[Path]:

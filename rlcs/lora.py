@@ -26,13 +26,39 @@ def apply_lora(model, config: LoraConfig):
         from peft import get_peft_model
     except ImportError as exc:  # an optional extra: only LoRA recipes need it
         raise ImportError("model.lora needs peft: pip install -e '.[lora]'") from exc
+    from peft.tuners.lora import Linear as LoraLinear
+    from peft.tuners.lora import LoraLayer
+
+    tied_head = getattr(model.config, "tie_word_embeddings", False) and model.get_output_embeddings()
     peft_config = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                  target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, peft_config)
+    model = get_peft_model(model, peft_config)
+    for name, module in model.get_base_model().named_modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        # merged_parameters folds in linear adapters only (W + scale · B @ A); an embedding or conv
+        # adapter would fail at the first weight sync or the final save, after the training is done
+        if not isinstance(module, LoraLinear):
+            raise ValueError(f"model.lora.target_modules: {name} is a {type(module.get_base_layer()).__name__}; "
+                             "only linear layers can be adapted")
+        if tied_head is not False and module.get_base_layer() is tied_head:
+            raise ValueError(f"model.lora.target_modules: {name} is the output head, tied to the input "
+                             "embeddings; an adapter there would change both")
+    return model
 
 
 def is_lora(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def adapter_parameters(model, accelerator) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` of the adapter weights alone, under peft's own names (what
+    ``PeftModel.save_pretrained`` expects). Collective under ZeRO-3, like ``merged_parameters``."""
+    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    zero3 = is_zero3(accelerator)
+    for name, parameter in unwrapped.named_parameters():
+        if ".lora_" in name:
+            yield name, whole_parameter(parameter, zero3)
 
 
 def merged_parameters(model, accelerator) -> Iterator[tuple[str, torch.Tensor]]:

@@ -22,7 +22,7 @@ from transformers import (
     ProcessorMixin,
 )
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 from transformers.models.glm4v import Glm4vImageProcessorPil, Glm4vProcessor
 from transformers.utils import is_torchvision_available
@@ -63,13 +63,14 @@ VISION_CHAT_TEMPLATE = (
 
 
 def is_image_text_config(config: PretrainedConfig | type[PretrainedConfig]) -> bool:
-    """True when transformers maps this config (class) to an image-text-to-text model, or a
-    remote-code config declares one in its ``auto_map``."""
+    """True when this config (class) loads only as an image-text-to-text model: transformers maps it to
+    one and not to a causal LM (GLM-4V), or a remote-code ``auto_map`` names only the image-text class.
+    Configs with both mappings (llama4, qwen3_5, ...) keep loading as causal LMs, as they always have."""
     config_class = config if isinstance(config, type) else type(config)
     if config_class in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING:
-        return True
+        return config_class not in MODEL_FOR_CAUSAL_LM_MAPPING
     auto_map = getattr(config, "auto_map", None) or {}
-    return "AutoModelForImageTextToText" in auto_map
+    return "AutoModelForImageTextToText" in auto_map and "AutoModelForCausalLM" not in auto_map
 
 
 def is_image_text_model_type(model_type: str) -> bool:

@@ -61,3 +61,9 @@ def test_zero3_lora_rl_trains_only_adapters_and_saves_merged_model_and_adapter(c
     assert changed, "the adapters never trained"
     # only adapted linear layers move: embeddings and norms are frozen and carry no adapter
     assert all(name.endswith("proj.weight") for name in changed), changed
+
+
+@pytest.mark.parametrize("target, message", [("embed_tokens", "only linear layers"), ("lm_head", "tied")])
+def test_adapters_that_cannot_be_merged_are_refused_before_training(micro_model_dir, target, message):
+    with pytest.raises(ValueError, match=f"model.lora.target_modules: .*{message}"):
+        apply_lora(load_model(ModelConfig(path=str(micro_model_dir))), LoraConfig(target_modules=[target]))
