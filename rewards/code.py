@@ -4,10 +4,16 @@ Rule: the code is the boxed answer, or, when the box holds no code, the last
 ```python fenced block after ``</think>``. The example carries ``tests``: a
 list of Python snippets (typically ``assert add(1, 2) == 3``) that use what the
 code defines. Reward = passed / total, clamped to [0, 1]; a timeout or crash
-scores 0. The tests run in their own process and see the code's functions and
-classes through calls that return plain data, so code cannot fake a pass
-(nor shadow a builtin or a standard module the tests use); a test may pass
-plain data (and the code's own objects) to the code, not functions. See
+of the solution scores 0. A failure of the sandbox itself (bwrap could not
+set a process up, the solution's harness never started) raises
+``SandboxFailure`` instead, so it counts as a verifier failure, not as a 0.
+``memory_mb`` above the address-space limit this process inherited (a verifier
+pool's ``memory_mb``) is lowered to that limit, with a warning once.
+
+The tests run in their own process and see the code's functions and classes
+through calls that return plain data, so code cannot fake a pass (nor shadow
+a builtin or a standard module the tests use); a test may pass plain data
+(and the code's own objects) to the code, not functions. See
 ``rewards/sandbox.py`` for the isolation.
 
 With no working OS sandbox (bubblewrap) the verifier refuses to score (it

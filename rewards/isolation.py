@@ -12,7 +12,12 @@ MemoryError or dies, and its call is an error, not the machine's problem.
 Killing a worker also ends what it started: the code sandbox's bubblewrap
 runs with ``--die-with-parent``, so a pool timeout shorter than the sandbox's
 takes the sandbox's process tree with it (it leaves no temporary directory:
-its files live in a tmpfs of its own).
+its files live in a tmpfs of its own). Without bubblewrap (``allow_unsandboxed``)
+the plain children carry a parent-death signal instead, and the pool removes
+the killed worker's temporary directories (``remove_workdirs_of``).
+
+The sandbox's processes inherit the worker's address-space limit and cannot
+raise it: a code verifier asking for more ``memory_mb`` gets the pool's.
 
 Workers resolve the verifier from its spec string (``rewards.get``, once per
 spec per worker), so a spec must be resolvable in a fresh process: a built-in
@@ -25,6 +30,8 @@ import multiprocessing as mp
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
+
+from rewards.sandbox import remove_workdirs_of
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class _Worker:
         self.process.kill()
         self.process.join(timeout=5)
         self.conn.close()
+        if not self.process.is_alive():  # its own clean-up never ran; its PID is not reused before it is reaped
+            remove_workdirs_of(self.process.pid)
 
 
 class VerifierPool:

@@ -6,8 +6,11 @@ A spec is a registered name (``"numeric"``), ``package.module:fn``,
 **kwargs) -> float | None`` (None: not applicable to this example).
 
 A file is executed once per process (later specs naming it, by any path, get
-the same module), as a module whose folder is put first on ``sys.path``, so it
-can import the modules beside it and ``@register`` in it runs once. Two entry
+the same module), as a module whose folder is first on ``sys.path`` while it
+runs, so it can import the modules beside it, and last afterwards (imports it
+makes later still find its neighbours, but a ``utils.py`` or ``config.py``
+beside it does not shadow the trainer's own modules); ``@register`` in it runs
+once. Two entry
 points of the same name that point at different functions are an error naming
 both.
 """
@@ -78,8 +81,9 @@ def _load_file(path: str):
     if file in _FILES:
         return _FILES[file]
     folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # as when a script runs: the modules beside it are importable
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)  # as when a script runs: the modules beside it come first for its imports
     # a name per file, so two files with one stem stay apart; in sys.modules, so pickling and dataclasses work
     name = f"rlcs_reward_file_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
     module_spec = importlib.util.spec_from_file_location(name, file)
@@ -90,6 +94,10 @@ def _load_file(path: str):
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        if added:  # last from now on: still found by its lazy imports, never before the process's own modules
+            sys.path.remove(folder)
+            sys.path.append(folder)
     _FILES[file] = module
     return module
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from rewards.code import code as code_verifier
 from rewards.isolation import Call, Outcome, VerifierPool
 from rewards.registry import RewardFn, RewardSpecError, get
 from rewards.sandbox import require_sandbox
@@ -49,9 +50,11 @@ class RewardRouter:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Mapping], examples: Sequence[Mapping] = (), workers: int = 0,
-                    timeout_s: float = 10.0) -> RewardRouter:
+                    timeout_s: float = 10.0, memory_mb: int | None = 2048) -> RewardRouter:
         """``config``: domain -> {"verifier": spec, "kwargs": {...}, "min_reward": 0.0}
-        or domain -> {"terms": [{"verifier": spec, "kwargs": {...}, "weight": w}, ...], "min_reward": 0.0}."""
+        or domain -> {"terms": [{"verifier": spec, "kwargs": {...}, "weight": w}, ...], "min_reward": 0.0}.
+        ``memory_mb``: each worker's address-space cap (with ``workers > 0``; None for none); it also caps
+        the code sandbox's processes, which inherit it."""
         domains = {}
         for domain, entry in config.items():
             specs = entry.get("terms") or [{"verifier": entry.get("verifier"), "kwargs": entry.get("kwargs")}]
@@ -65,13 +68,14 @@ class RewardRouter:
                 terms.append(Term(term["verifier"], fn, dict(term.get("kwargs") or {}),
                                   float(term.get("weight", 1.0))))
             domains[domain] = DomainReward(terms, float(entry.get("min_reward", 0.0)))
-        for term in (t for reward in domains.values() for t in reward.terms if t.spec == "code"):
+        # by the function, not the spec: "rewards.code:code" or a file re-exporting it runs model code too
+        for term in (t for reward in domains.values() for t in reward.terms if t.fn is code_verifier):
             # before any rollout, not as a verifier error in the first step: no sandbox, no code runs
             require_sandbox(bool(term.kwargs.get("allow_unsandboxed", False)))
         missing = sorted({e["domain"] for e in examples} - set(domains))
         if missing:
             raise RewardSpecError(f"no verifier configured for domain(s) {missing}; add them under 'rewards'")
-        return cls(domains, VerifierPool(workers, timeout_s) if workers else None)
+        return cls(domains, VerifierPool(workers, timeout_s, memory_mb) if workers else None)
 
     def score(self, completions: Sequence[str], examples: Sequence[Mapping]) -> list[float]:
         if len(completions) != len(examples):

@@ -7,8 +7,10 @@ Every run starts two processes, joined only by pipes the host creates:
   list, tuple, set, dict) or a handle to any other object;
 - the *tests* process runs the example's test snippets. Each name the solution defines is a proxy there
   that asks the solution process; ``assert``, ``==`` and the rest of a test run in the tests process, on
-  plain data decoded by type (nothing received is evaluated). A handle answers calls, attribute reads and
-  iteration only, never ``==``: an object that claims to equal anything gets no say. A builtin's name
+  plain data decoded by type (nothing received is evaluated). A handle answers calls, attribute reads,
+  iteration and its truth value (``bool`` is computed by the solution and comes back as a plain bool), and
+  refuses ``==`` and ``!=`` (TypeError): an object that claims to equal anything gets no say, and one that
+  differs from everything does not pass ``!=`` by identity either. A builtin's name
   always means the builtin there, and a standard module's name only that module (the tests process's own
   copy). Only the tests process holds the pipe the verdict leaves on.
 
@@ -29,8 +31,11 @@ Each process runs under bubblewrap (``bwrap``), checked once per process by a se
 - inside the solution process, a CPython audit hook refusing process creation, sockets, ctypes and
   writes outside its directory (defence in depth: it is what is left in the unsandboxed mode).
 Without a working ``bwrap`` runs are refused (``SandboxUnavailable``) unless the caller passes
-``allow_unsandboxed=True``: then both processes run as plain children with the rlimits, the audit hook and
-a private temporary directory, and nothing else. See docs/rewards.md, "Sandbox threat model".
+``allow_unsandboxed=True``: then both processes run as plain children with the rlimits, the audit hook, a
+parent-death signal and a private temporary directory, and nothing else: the solution runs as the tests
+process's user and can forge the verdict, so that mode is for trusted code only. A failure of the harness
+itself (bwrap cannot set a process up, the solution's harness never starts) raises ``SandboxFailure``
+rather than scoring 0. See docs/rewards.md, "Sandbox threat model".
 
 This file is also the program both sandboxed processes run (``python -I -S -c <this source> <role>``), so
 everything above ``# Host side`` uses the standard library only.
@@ -150,6 +155,9 @@ def _limit_self(limits: dict) -> None:
     memory, size = limits["memory_mb"] << 20, limits["file_mb"] << 20
     for kind, value in ((resource.RLIMIT_CPU, limits["cpu_s"]), (resource.RLIMIT_AS, memory),
                         (resource.RLIMIT_FSIZE, size), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
+        hard = resource.getrlimit(kind)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # an inherited hard limit cannot be raised: asking would raise ValueError
         resource.setrlimit(kind, (value, value))
 
 
@@ -187,9 +195,13 @@ def _audit_guard(root: str):
     return guard
 
 
-def _serve_solution(requests: int, replies: int) -> None:
+def _serve_solution(requests: int, replies: int, started: int) -> None:
     source = sys.stdin.buffer.read().decode("utf-8", "replace")
     sys.stdin.close()
+    # to the host, before any model code runs: proof the harness came up, so a run without a verdict or without
+    # a "ready" is the solution's doing, not the sandbox's (nothing the code does later can take this back)
+    os.write(started, b"1")
+    os.close(started)
     objects: list = []
 
     def to_handle(value: object) -> dict:
@@ -238,6 +250,8 @@ def _answer(request, from_handle, to_handle) -> list:
         return ["ok", _encode(iter(target), to_handle), {}]
     if kind == "next":
         return ["ok", _encode(next(target), to_handle), {}]
+    if kind == "bool":
+        return ["ok", bool(target), {}]  # bool() itself insists that __bool__ returns a bool
     raise ValueError(f"unknown request {kind!r}")
 
 
@@ -290,8 +304,9 @@ def _raise_as_solution(name: object, message: object) -> None:
 
 
 class _Remote:
-    """An object of the solution's, seen from the tests. Calls, attribute reads and iteration are asked of the
-    solution process; nothing else is forwarded (``==`` is identity, as for ``object``)."""
+    """An object of the solution's, seen from the tests. Calls, attribute reads, iteration and the truth value
+    are asked of the solution process. ``==`` and ``!=`` raise TypeError: forwarding them would let an object
+    that equals everything pass, and the identity fallback would make ``assert f(x) != y`` always pass."""
 
     __slots__ = ("_channel", "_index")
 
@@ -322,6 +337,20 @@ class _Remote:
 
     def __next__(self):
         return self._channel.ask("next", self._index)[0]
+
+    def __bool__(self) -> bool:
+        value = self._channel.ask("bool", self._index)[0]
+        if type(value) is not bool:
+            raise TypeError("the solution process sent a truth value that is not a bool")
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("a solution object cannot be compared with == (compare plain data it returns)")
+
+    def __ne__(self, other: object) -> bool:
+        raise TypeError("a solution object cannot be compared with != (compare plain data it returns)")
+
+    __hash__ = object.__hash__  # defining __eq__ would otherwise make handles unhashable
 
     def __repr__(self) -> str:
         return f"<solution object {self._index}>"
@@ -384,6 +413,7 @@ if __name__ == "__main__":  # only as the sandboxed program; the host imports th
 import logging  # noqa: E402 - host-only imports, kept out of the sandboxed processes' start-up
 import math  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import secrets  # noqa: E402
 import select  # noqa: E402
 import shutil  # noqa: E402
@@ -398,6 +428,8 @@ from pathlib import Path  # noqa: E402
 log = logging.getLogger(__name__)
 SANDBOX_UID = 65534  # nobody
 RUN_ENV = "RLCS_SANDBOX_RUN"  # set to the run id in every process of a run
+WORKDIR_PREFIX = "rlcs-sandbox-"  # unsandboxed runs' temporary directories: rlcs-sandbox-<host pid>-<random>
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -423,12 +455,35 @@ class SandboxUnavailable(RuntimeError):
     """No OS sandbox here, and the caller did not allow running model code without one."""
 
 
+class SandboxFailure(RuntimeError):
+    """The harness itself failed (bwrap could not set a process up, the solution's harness never started, no
+    verdict with no sign the solution ran): raised, so callers count a verifier failure instead of a 0."""
+
+
 def run_python(code: str, tests: list[str], timeout_s: float = 5.0, memory_mb: int = 512, file_mb: int = 8,
                allow_unsandboxed: bool = False) -> SandboxResult:
     """Run ``code``, then score it on ``tests`` (Python snippets, typically ``assert`` statements that call what
     the code defines) within ``timeout_s`` of wall-clock time in all."""
     sandboxed = require_sandbox(allow_unsandboxed)
-    return _run(code, [str(t) for t in tests], timeout_s, memory_mb, file_mb, sandboxed)
+    return _run(code, [str(t) for t in tests], timeout_s, _allowed_memory_mb(memory_mb), file_mb, sandboxed)
+
+
+_clamped: set[tuple[int, int]] = set()
+
+
+def _allowed_memory_mb(memory_mb: int) -> int:
+    """``memory_mb``, or less where this process's hard address-space limit (a verifier pool worker's
+    ``memory_mb``) is lower: the sandboxed processes inherit that limit and cannot raise it (logged once)."""
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard == resource.RLIM_INFINITY or memory_mb << 20 <= hard:
+        return memory_mb
+    allowed = hard >> 20
+    if (memory_mb, allowed) not in _clamped:
+        _clamped.add((memory_mb, allowed))
+        log.warning("code verifier: memory_mb=%d is above this process's address-space limit of %d MB (the "
+                    "verifier pool's memory_mb, which the sandbox inherits); running with %d MB",
+                    memory_mb, allowed, allowed)
+    return allowed
 
 
 def require_sandbox(allow_unsandboxed: bool = False) -> bool:
@@ -482,7 +537,7 @@ def _self_check() -> SandboxStatus:
     with tempfile.TemporaryFile() as stderr:
         try:
             result = _run(probe, [f"assert probe() == ({SANDBOX_UID}, False)"], 30.0, 256, 1, True, stderr)
-        except OSError as exc:
+        except (OSError, SandboxFailure) as exc:
             return SandboxStatus(False, f"bwrap could not start: {exc}")
         stderr.seek(0)
         said = stderr.read()[-500:].decode(errors="replace").strip()
@@ -503,27 +558,39 @@ def _run(code: str, tests: list[str], timeout_s: float, memory_mb: int, file_mb:
     run_id = secrets.token_hex(8)
     deadline = time.monotonic() + timeout_s
     limits = json.dumps({"cpu_s": math.ceil(timeout_s) + 1, "memory_mb": memory_mb, "file_mb": file_mb})
-    workdir = None if sandboxed else tempfile.mkdtemp(prefix="rlcs-sandbox-")
-    to_solution, from_solution, verdict = os.pipe(), os.pipe(), os.pipe()
-    open_fds = {*to_solution, *from_solution, *verdict}
+    # the worker's PID in the name: a pool that kills this worker mid-run removes it (remove_workdirs_of)
+    workdir = None if sandboxed else tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
+    to_solution, from_solution, verdict, started = os.pipe(), os.pipe(), os.pipe(), os.pipe()
+    open_fds = {*to_solution, *from_solution, *verdict, *started}
     children: list[_Child] = []
     try:
         def spawn(role: str, stdin: bytes, fds: tuple[int, ...]) -> None:
             children.append(_spawn(role, stdin, fds, limits, file_mb, sandboxed, run_id, workdir, stderr))
 
-        spawn("solution", code.encode(errors="replace"), (to_solution[0], from_solution[1]))
+        spawn("solution", code.encode(errors="replace"), (to_solution[0], from_solution[1], started[1]))
         spawn("tests", json.dumps(tests).encode(), (from_solution[0], to_solution[1], verdict[1]))
-        for fd in (*to_solution, *from_solution, verdict[1]):  # the children hold these now; EOF must reach them
+        for fd in (*to_solution, *from_solution, verdict[1], started[1]):  # the children hold these now
             os.close(fd)
             open_fds.discard(fd)
         report, timed_out = _read_verdict(verdict[0], deadline)
     finally:
         for child in children:  # both trees, whether they finished or not
             _stop(child, deadline)
+        # b"1" if the solution's harness came up; polled, never waited for (a stray holder of the write end,
+        # or a spawn that failed with the host's copy still open, must not hang this call)
+        solution_ran = bool(select.select([started[0]], [], [], 0)[0]) and bool(os.read(started[0], 1))
         for fd in open_fds:
             os.close(fd)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+    if not timed_out:  # a run that merely ran out of time is the solution's (a hang), whatever else is missing
+        codes = ", ".join(f"{role} {c.process.returncode}" for role, c in zip(("solution", "tests"), children))
+        not_set_up = [role for role, c in zip(("solution", "tests"), children) if sandboxed and c.inner_pid is None]
+        if not_set_up:
+            raise SandboxFailure(f"bwrap did not start the {' and '.join(not_set_up)} process (exit statuses "
+                                 f"{codes}); e.g. no user namespaces left")
+        if not solution_ran:
+            raise SandboxFailure(f"the solution's harness never started (exit statuses {codes})")
     if report is None:
         if timed_out:
             return SandboxResult(0, len(tests), "timeout", f"no result within {timeout_s:g} s", run_id)
@@ -547,8 +614,13 @@ def _spawn(role: str, stdin: bytes, fds: tuple[int, ...], limits: str, file_mb: 
             command = [*_bwrap_prefix(file_mb, run_id, held[1], info_w), *command]
         else:
             env.update(PATH="/usr/bin:/bin", HOME=workdir)
+        # Under bwrap: a session of its own (bwrap's --die-with-parent ends it with this process). Without bwrap:
+        # a process group of its own, so _stop can kill what it started, but this session and a parent-death
+        # signal, so a pool that kills this worker mid-run kills these children too.
+        detach = ({"start_new_session": True} if sandboxed
+                  else {"preexec_fn": _die_with(os.getpid())})
         process = subprocess.Popen(command, stdin=held[0], stdout=subprocess.DEVNULL, stderr=stderr,
-                                   pass_fds=(*fds, *held[1:]), cwd=workdir or "/", env=env, start_new_session=True)
+                                   pass_fds=(*fds, *held[1:]), cwd=workdir or "/", env=env, **detach)
         return _Child(process, info)
     except BaseException:
         if info is not None:
@@ -557,6 +629,29 @@ def _spawn(role: str, stdin: bytes, fds: tuple[int, ...], limits: str, file_mb: 
     finally:
         for fd in held:
             os.close(fd)
+
+
+def _die_with(parent: int):
+    """A ``preexec_fn``: a process group of its own (for ``_stop``; ``process_group=`` needs Python 3.11), and
+    SIGKILL when ``parent`` (the thread that forks it) dies (Linux)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        os.setpgid(0, 0)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+    return preexec
+
+
+def remove_workdirs_of(pid: int) -> None:
+    """Remove the unsandboxed runs' temporary directories of process ``pid``, once it is dead (a verifier pool
+    calls this for a worker it killed: the worker's own clean-up never ran)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}{pid}-*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _read_verdict(fd: int, deadline: float) -> tuple[dict | None, bool]:

@@ -165,6 +165,8 @@ class RewardEntry(Section):
 class RewardWorkersConfig(Section):
     workers: int = Field(2, ge=0, description="verifier processes per training process; 0 scores in-process")
     timeout_s: float = Field(10.0, gt=0, description="wall-clock limit of one verifier call")
+    memory_mb: int | None = Field(2048, ge=64, description="address-space limit of each verifier process (the "
+                                  "code sandbox inherits it); null for none")
 
 
 class RewardFailureBudget(Section):

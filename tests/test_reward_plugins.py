@@ -2,6 +2,7 @@
 verifier workers (replacement, memory limit)."""
 
 import json
+import resource
 import sys
 import threading
 import time
@@ -153,6 +154,49 @@ def test_a_file_plugin_loads_once_per_process_and_imports_its_neighbours(tmp_pat
         outcomes = pool.run([Call(spec, {}, "abcd", {}) for _ in range(3)])
     assert [(o.status, o.value) for o in outcomes] == [("ok", 1.0)] * 3, outcomes
     sys.modules.pop("helpers", None)
+
+
+def test_a_file_plugins_folder_does_not_shadow_later_imports(tmp_path, monkeypatch):
+    trainer, plugins = tmp_path / "trainer", tmp_path / "plugins"
+    trainer.mkdir()
+    plugins.mkdir()
+    # the trainer's own module, and a module of the same name beside the reward file that the file never imports
+    (trainer / "rlcs_shadow_probe.py").write_text("owner = 'trainer'\n")
+    (plugins / "rlcs_shadow_probe.py").write_text("owner = 'plugin'\n")
+    (plugins / "rlcs_shadow_helpers.py").write_text("scale = 2\n")
+    (plugins / "rlcs_shadow_lazy.py").write_text("scale = 3\n")
+    (plugins / "shadowing.py").write_text(
+        "from rlcs_shadow_helpers import scale  # its neighbour, at import\n\n\n"
+        "def score(completion, example):\n    from rlcs_shadow_lazy import scale as later  # and at call time\n"
+        "    return scale * later\n")
+    monkeypatch.syspath_prepend(str(trainer))  # sys.path is restored afterwards
+    try:
+        assert rewards.get(f"{plugins / 'shadowing.py'}:score")("", {}) == 6
+        import rlcs_shadow_probe
+
+        assert rlcs_shadow_probe.owner == "trainer"
+    finally:
+        for name in ("rlcs_shadow_probe", "rlcs_shadow_helpers", "rlcs_shadow_lazy"):
+            sys.modules.pop(name, None)
+
+
+def test_the_routers_memory_mb_reaches_its_workers(tmp_path):
+    plugin = tmp_path / "limit.py"
+    plugin.write_text("import resource\n\n\ndef limit(completion, example):\n"
+                      "    hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
+                      "    return -1 if hard == resource.RLIM_INFINITY else hard >> 20\n")
+    unlimited = -1.0 if resource.getrlimit(resource.RLIMIT_AS)[1] == resource.RLIM_INFINITY else None
+    for memory_mb, expected in ((1024, 1024.0), (None, unlimited)):  # None: the worker keeps what it inherits
+        router = RewardRouter.from_config({"d": {"verifier": f"{plugin}:limit"}}, workers=1, memory_mb=memory_mb)
+        try:
+            assert router.score(["x"], [{"domain": "d"}]) == [expected]
+        finally:
+            router.close()
+    default = RewardRouter.from_config({"d": {"verifier": f"{plugin}:limit"}}, workers=1)
+    try:
+        assert default.pool.memory_mb == 2048 and default.score(["x"], [{"domain": "d"}]) == [2048.0]
+    finally:
+        default.close()
 
 
 def test_two_entry_points_with_one_name_are_an_error_naming_both(tmp_path, monkeypatch):

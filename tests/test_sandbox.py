@@ -23,7 +23,7 @@ import rewards
 from rewards import sandbox
 from rewards.code import extract_code
 from rewards.router import RewardRouter
-from rewards.sandbox import RUN_ENV, SandboxResult, SandboxUnavailable, run_python
+from rewards.sandbox import RUN_ENV, SandboxFailure, SandboxResult, SandboxUnavailable, run_python
 
 ADD = "def add(a, b):\n    return a + b\n"
 WRONG_ADD = "def add(a, b):\n    return 3\n"  # passes the first test only
@@ -40,7 +40,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def leftover_processes(run_id: str = "") -> list[int]:
     """Live processes carrying the sandbox's run marker in their environment (any run when ``run_id`` is empty)."""
-    needle = f"{RUN_ENV}={run_id}".encode()
+    return processes_with(f"{RUN_ENV}={run_id}".encode())
+
+
+def processes_with(needle: bytes) -> list[int]:
+    """Live processes whose environment contains ``needle``."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -219,6 +223,20 @@ def test_an_object_that_equals_everything_is_not_equal_to_anything():
         assert run_python(solution, ADD_TESTS).passed == 0
 
 
+def test_a_solution_objects_truth_value_and_inequality_are_not_the_handles():
+    # the object is falsy and unequal to nothing in real Python: a handle's identity must not decide either
+    solution = ("class Falsy:\n    def __bool__(self):\n        return False\n"
+                "class Empty:\n    def __len__(self):\n        return 0\n"
+                "def f():\n    return Falsy()\ndef g():\n    return Empty()\n")
+    fooled = ["assert f()", "assert g()", "assert f() != 3", "assert f() != f()", "assert not (f() == 3)"]
+    honest = ["assert not f()", "assert not g()", "assert f() is not None", "assert bool(f()) is False",
+              "h = f()\nassert h in [h]"]  # membership by identity still works
+    result = run_python(solution, fooled + honest)
+    assert (result.passed, result.status) == (len(honest), "ok"), result.detail
+    bad_bool = "class Odd:\n    def __bool__(self):\n        return 2\ndef f():\n    return Odd()\n"
+    assert run_python(bad_bool, ["assert f()", "assert not f()"]).passed == 0
+
+
 def test_the_share_is_clamped_to_zero_one():
     assert SandboxResult(500000, 2, "ok").share == 1.0
     assert SandboxResult(-3, 2, "ok").share == 0.0
@@ -362,6 +380,30 @@ def test_a_pool_timeout_shorter_than_the_sandboxs_kills_the_sandbox_too():
         assert sandbox_dirs() == before
 
 
+def test_unsandboxed_children_and_their_directory_die_with_a_killed_worker(tmp_path):
+    from rewards.isolation import Call, VerifierPool
+
+    # in the worker only: the code verifier as on a machine without bwrap, allowed to run unsandboxed
+    plugin = tmp_path / "unsandboxed.py"
+    plugin.write_text("from rewards import code, sandbox\n\n\ndef unsandboxed(completion, example, **kwargs):\n"
+                      "    sandbox._status = sandbox.SandboxStatus(False, 'test: no bwrap')\n"
+                      "    return code.code(completion, example, allow_unsandboxed=True, **kwargs)\n")
+    spec, example = f"{plugin}:unsandboxed", {"id": "c1", "answer": "", "tests": ADD_TESTS}
+    sleeping = "<think>x</think><answer><|begin_of_box|>import time\ntime.sleep(60)\n<|end_of_box|></answer>"
+    unsandboxed_runs = f"HOME={tempfile.gettempdir()}/rlcs-sandbox-".encode()  # only unsandboxed runs have it
+    before_dirs, before = sandbox_dirs(), set(processes_with(unsandboxed_runs))
+    with VerifierPool(workers=1, timeout_s=3) as pool:
+        box = "<think>x</think><answer><|begin_of_box|>" + ADD + "<|end_of_box|></answer>"
+        assert [(o.status, o.value) for o in pool.run([Call(spec, {}, box, example)])] == [("ok", 1.0)]
+        [outcome] = pool.run([Call(spec, {"timeout_s": 60}, sleeping, example)])  # benign: it only sleeps
+        assert outcome.status == "timeout"
+        deadline = time.monotonic() + 5
+        while set(processes_with(unsandboxed_runs)) - before and time.monotonic() < deadline:
+            time.sleep(0.1)  # the worker's death reaches them through their parent-death signal
+        assert set(processes_with(unsandboxed_runs)) - before == set()
+        assert sandbox_dirs() == before_dirs
+
+
 # ---- the code verifier ----
 
 def test_code_verifier_extracts_the_code_and_scores_the_share():
@@ -375,6 +417,79 @@ def test_code_verifier_extracts_the_code_and_scores_the_share():
     assert extract_code(tail) == "def add(a, b):\n    return 3\n"
     with pytest.raises(ValueError, match="no 'tests'"):
         rewards.get("code")(box, {"id": "c2", "answer": ""})
+
+
+def test_memory_mb_above_the_pools_limit_is_lowered_not_a_silent_crash():
+    from rewards.isolation import Call, VerifierPool
+
+    box = "<think>x</think><answer><|begin_of_box|>" + ADD + "<|end_of_box|></answer>"
+    example = {"id": "c1", "answer": "", "tests": ADD_TESTS}
+    with VerifierPool(workers=1, timeout_s=30, memory_mb=1024) as pool:  # the sandbox inherits 1024 MB, hard
+        outcomes = pool.run([Call("code", {"memory_mb": 4096}, box, example)])
+    assert [(o.status, o.value) for o in outcomes] == [("ok", 1.0)], outcomes
+
+
+def test_memory_mb_above_the_inherited_limit_is_logged_once(monkeypatch, caplog):
+    real = sandbox.resource.getrlimit
+    limit = 1024 << 20
+    monkeypatch.setattr(sandbox.resource, "getrlimit",
+                        lambda kind: (limit, limit) if kind == sandbox.resource.RLIMIT_AS else real(kind))
+    monkeypatch.setattr(sandbox, "_clamped", set())
+    with caplog.at_level(logging.WARNING, logger="rewards.sandbox"):
+        assert sandbox._allowed_memory_mb(512) == 512
+        assert [run_python(ADD, ADD_TESTS, memory_mb=1 << 20).passed for _ in range(2)] == [2, 2]
+    assert [r.getMessage() for r in caplog.records if "memory_mb" in r.getMessage()] == [
+        "code verifier: memory_mb=1048576 is above this process's address-space limit of 1024 MB (the verifier "
+        "pool's memory_mb, which the sandbox inherits); running with 1024 MB"]
+
+
+def broken_bwrap(monkeypatch, roles: set[str], *failing: str) -> None:
+    """Make bwrap fail to set up the processes of ``roles`` (``failing``: the bwrap options that fail), as when
+    the host runs out of user namespaces; nothing on the host is touched."""
+    assert sandbox.sandbox_status().available  # checked before the break, with the real bwrap
+    real_spawn, real_prefix = sandbox._spawn, sandbox._bwrap_prefix
+
+    def spawn(role, *args):
+        prefix = (lambda *a: [*real_prefix(*a)[:-1], *failing, "--"]) if role in roles else real_prefix
+        monkeypatch.setattr(sandbox, "_bwrap_prefix", prefix)
+        return real_spawn(role, *args)
+    monkeypatch.setattr(sandbox, "_spawn", spawn)
+
+
+@pytest.mark.parametrize("roles", [{"solution"}, {"solution", "tests"}, {"tests"}])
+def test_bwrap_failing_to_set_up_is_a_verifier_failure_not_a_zero(monkeypatch, roles):
+    # an unknown option: bwrap exits before it creates the namespaces, like one that finds none left
+    broken_bwrap(monkeypatch, roles, "--no-such-option")
+    with pytest.raises(SandboxFailure, match="bwrap did not start the"):
+        run_python(ADD, ADD_TESTS)
+    router = RewardRouter.from_config({"code": {"verifier": "code"}})
+    box = "<think>x</think><answer><|begin_of_box|>" + ADD + "<|end_of_box|></answer>"
+    assert router.score([box], [{"id": "c1", "domain": "code", "answer": "", "tests": ADD_TESTS}]) == [0.0]
+    assert router.errors == {"code": 1} and "SandboxFailure" in router.last_failure["code"]
+
+
+def test_a_solution_harness_that_never_starts_is_a_verifier_failure(monkeypatch):
+    # bwrap reports the process, then fails inside it before Python starts (the tests then see EOF)
+    broken_bwrap(monkeypatch, {"solution"}, "--chdir", "/no/such/directory")
+    with pytest.raises(SandboxFailure, match="the solution's harness never started"):
+        run_python(ADD, ADD_TESTS)
+
+
+@pytest.mark.parametrize("crash", ["import os\nos._exit(3)\n", "import faulthandler\nfaulthandler._sigsegv()\n",
+                                   "import time\ntime.sleep(30)\n"])
+def test_a_solution_that_crashes_or_hangs_on_its_own_still_scores_zero(crash):
+    result = run_python(crash + ADD, ADD_TESTS, timeout_s=1.5)
+    assert result.passed == 0 and result.share == 0.0
+    assert result.status == ("timeout" if "sleep" in crash else "ok"), result
+
+
+def test_the_code_verifier_under_another_spec_is_checked_at_start_up(no_bwrap, tmp_path):
+    reexport = tmp_path / "my_code.py"
+    reexport.write_text("from rewards.code import code\n")
+    for spec in ("rewards.code:code", f"{reexport}:code"):
+        with pytest.raises(SandboxUnavailable, match="not installed"):
+            RewardRouter.from_config({"code": {"verifier": spec}})
+        RewardRouter.from_config({"code": {"verifier": spec, "kwargs": {"allow_unsandboxed": True}}})
 
 
 @pytest.fixture

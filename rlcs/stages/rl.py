@@ -52,7 +52,7 @@ def run(recipe: RLRecipe) -> Path:
     eval_examples = _eval_subset(recipe)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
                                       examples + eval_examples, recipe.reward_workers.workers,
-                                      recipe.reward_workers.timeout_s)
+                                      recipe.reward_workers.timeout_s, recipe.reward_workers.memory_mb)
     sampler = build_sampler(recipe.sampler, examples, G, recipe.seed)
     tokenizer = load_tokenizer(recipe.model)
     policy = load_trainable_model(recipe.model)
