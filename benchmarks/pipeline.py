@@ -35,6 +35,9 @@ def main() -> None:
         started = time.time()
         subprocess.run(["./launch.sh", "--out", args.out], cwd=REPO, check=True)
         total = time.time() - started
+        (out / "launch_total_s.txt").write_text(f"{total:.1f}\n")  # so --skip-launch can report it
+    elif (out / "launch_total_s.txt").exists():
+        total = float((out / "launch_total_s.txt").read_text())
     timings = [line.split("\t") for line in (out / "launch_times.tsv").read_text().splitlines()]
 
     config = ModelConfig(path=str(out / "sft" / "model"))
@@ -86,6 +89,10 @@ def _rl_before_after(rl_dir: Path) -> str:
 
     lines = [f"| {d} | {cells(f'eval/{d}/')} |" for d in domains]
     lines.append(f"| **all** | {cells('eval/')} |")
+    levels = sorted({k.split("/")[2] for k in before if k.count("/") == 3 and k.startswith("eval/")})
+    level_lines = [f"| {d} | {level.removeprefix('level')} | {cells(f'eval/{d}/{level}/')} |"
+                   for d in domains for level in levels if f"eval/{d}/{level}/accuracy" in before]
+    per_cell = max(1, int(before.get("eval/examples", 0)) // max(1, len(level_lines)))
     rewards = [r["reward/mean"] for r in read_metrics(rl_dir) if "reward/mean" in r]
     k = max(1, len(rewards) // 5)
     titles = {"accuracy": "greedy, verifier", "exact": "greedy, exact", "pass@1": "pass@1 sampled, verifier"}
@@ -99,7 +106,13 @@ and after step {after['step']}: greedy scored by the verifiers, greedy exact mat
 
 | domain | {" | ".join(titles[n] for n in names)} |
 |---|{"---|" * len(names)}
-""" + "\n".join(lines)
+""" + "\n".join(lines) + f"""
+
+The same by level (about {per_cell} items per cell, so a cell moves in steps of a few points):
+
+| domain | level | {" | ".join(titles[n] for n in names)} |
+|---|---|{"---|" * len(names)}
+""" + "\n".join(level_lines)
 
 
 if __name__ == "__main__":
