@@ -576,6 +576,7 @@ def _run(code: str, tests: list[str], timeout_s: float, memory_mb: int, file_mb:
     finally:
         for child in children:  # both trees, whether they finished or not
             _stop(child, deadline)
+        _sweep(run_id)
         # b"1" if the solution's harness came up; polled, never waited for (a stray holder of the write end,
         # or a spawn that failed with the host's copy still open, must not hang this call)
         solution_ran = bool(select.select([started[0]], [], [], 0)[0]) and bool(os.read(started[0], 1))
@@ -693,6 +694,35 @@ def _stop(child: _Child, deadline: float) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     child.process.wait()
+
+
+def _sweep(run_id: str, limit_s: float = 5.0) -> None:
+    """Kill and wait out any process still carrying this run's marker. ``_stop`` ends the trees it knows
+    of; a namespace torn down by the kernel after its first process died (bwrap killed through the
+    process group, or gone first) can still be exiting then, and a call must not return before its
+    processes are gone."""
+    needle = f"{RUN_ENV}={run_id}".encode()
+    give_up = time.monotonic() + limit_s
+    while True:
+        alive = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                pidfd = os.pidfd_open(int(entry))
+            except OSError:
+                continue  # gone meanwhile, or not ours to see
+            try:  # the marker is read after the pidfd pins the process, so a reused PID is never signalled
+                if needle in Path(f"/proc/{entry}/environ").read_bytes():
+                    alive.append(entry)
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+        if not alive or time.monotonic() > give_up:
+            return
+        time.sleep(0.01)
 
 
 def _inner_pid(info: int, deadline: float) -> int | None:
