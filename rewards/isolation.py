@@ -100,9 +100,9 @@ class VerifierPool:
         results: list[Outcome | None] = [None] * len(calls)
         pending = list(range(len(calls)))[::-1]
         while pending or any(w.job is not None for w in self.workers):
-            for index, worker in enumerate(self.workers):
+            for worker in list(self.workers):
                 if worker.job is None and pending:
-                    self.workers[index] = worker = self._hand(worker, calls, pending.pop())
+                    self._hand(worker, calls, pending.pop())
             busy = [w for w in self.workers if w.job is not None]
             next_deadline = min(w.started + self.timeout_s for w in busy)
             ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
@@ -120,24 +120,22 @@ class VerifierPool:
                     self._replace(worker)
         return results  # type: ignore[return-value]
 
-    def _hand(self, worker: _Worker, calls: list[Call], job: int) -> _Worker:
-        """Give ``calls[job]`` to ``worker``, or to a fresh worker when this one died while idle."""
-        if worker.process.is_alive():
-            try:
-                worker.conn.send(calls[job])
-                worker.job, worker.started = job, time.monotonic()
-                return worker
-            except (BrokenPipeError, ConnectionResetError, EOFError):
-                pass  # it died between the check and the send
-        worker.kill()
-        worker = _Worker(self.context, self.memory_mb)
-        worker.conn.send(calls[job])
+    def _hand(self, worker: _Worker, calls: list[Call], job: int) -> None:
+        """Give ``calls[job]`` to ``worker``, or to its replacement when it died while idle."""
+        if not worker.process.is_alive():
+            worker = self._replace(worker)
+        try:
+            worker.conn.send(calls[job])
+        except (BrokenPipeError, ConnectionResetError, EOFError):  # it died between the check and the send
+            worker = self._replace(worker)
+            worker.conn.send(calls[job])
         worker.job, worker.started = job, time.monotonic()
-        return worker
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
-        self.workers[self.workers.index(worker)] = _Worker(self.context, self.memory_mb)
+        fresh = _Worker(self.context, self.memory_mb)
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
 
     def close(self) -> None:
         for worker in self.workers:

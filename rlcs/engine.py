@@ -29,7 +29,7 @@ import torch
 from transformers import GenerationConfig
 
 from rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
-from rlcs.zero3 import generation_weights, is_zero3
+from rlcs.zero3 import generation_weights, is_zero3, unwrapped_model
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ class HFEngine(TokenEngine):
     call (contexts are sorted by length and chunked), which bounds the KV cache of one call."""
 
     def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
-        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None), accelerator)
+        generation_config = getattr(unwrapped_model(model, accelerator), "generation_config", None)
+        super().__init__(tokenizer, generation_config, accelerator)
         self.model, self.max_rows = model, max_rows
         self._active = None  # the model with its weights gathered, while generating
 
@@ -269,10 +270,6 @@ def build_engine(rollout, model, tokenizer, accelerator, model_config, seed: int
 
         return VLLMEngine(model, tokenizer, accelerator, model_config, rollout.vllm, seed)
     return HFEngine(model, tokenizer, accelerator, max_rows or rollout.max_rows_per_generate)
-
-
-def _unwrapped(model, accelerator):
-    return accelerator.unwrap_model(model) if accelerator is not None else model
 
 
 @contextlib.contextmanager

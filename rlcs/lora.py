@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 
 from rlcs.config import LoraConfig
-from rlcs.zero3 import is_zero3, whole_parameter
+from rlcs.zero3 import is_zero3, unwrapped_model, whole_parameter
 
 
 def apply_lora(model, config: LoraConfig):
@@ -54,7 +54,7 @@ def is_lora(model) -> bool:
 def adapter_parameters(model, accelerator) -> Iterator[tuple[str, torch.Tensor]]:
     """``(name, tensor)`` of the adapter weights alone, under peft's own names (what
     ``PeftModel.save_pretrained`` expects). Collective under ZeRO-3, like ``merged_parameters``."""
-    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    unwrapped = unwrapped_model(model, accelerator)
     zero3 = is_zero3(accelerator)
     for name, parameter in unwrapped.named_parameters():
         if ".lora_" in name:
@@ -66,7 +66,7 @@ def merged_parameters(model, accelerator) -> Iterator[tuple[str, torch.Tensor]]:
     parameter names and order. Under ZeRO-3 each parameter (and an adapted layer's two adapter
     matrices) is gathered, merged, copied and released before the next, which makes every step a
     collective: every process must consume the whole iterator."""
-    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    unwrapped = unwrapped_model(model, accelerator)
     base = unwrapped.get_base_model()
     adapter = unwrapped.active_adapter
     zero3 = is_zero3(accelerator)

