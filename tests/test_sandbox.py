@@ -3,7 +3,9 @@
 Every attack below is a solution a policy could write. Most start by disarming the in-process audit hook (a
 CPython audit hook is no security boundary: the harness's own globals are reachable), so what is tested is the
 OS sandbox (bubblewrap: namespaces, seccomp, rlimits) and the verdict that is computed outside the solution's
-process. No test here is skipped when bwrap is missing: CI installs it, and its absence must fail loudly.
+process. CI installs bwrap and sets RLCS_REQUIRE_SANDBOX=1, so there its absence fails loudly; elsewhere (the
+README's `pip install -e ".[dev]"` on a machine without bubblewrap) the tests that need the real sandbox are
+skipped with the install command, and the tests of the no-bwrap path still run.
 """
 
 import glob
@@ -490,6 +492,16 @@ def test_the_code_verifier_under_another_spec_is_checked_at_start_up(no_bwrap, t
         with pytest.raises(SandboxUnavailable, match="not installed"):
             RewardRouter.from_config({"code": {"verifier": spec}})
         RewardRouter.from_config({"code": {"verifier": spec, "kwargs": {"allow_unsandboxed": True}}})
+
+
+@pytest.fixture(autouse=True)
+def real_sandbox(request):
+    """Skip a test that needs a working bwrap where there is none, unless RLCS_REQUIRE_SANDBOX=1 (CI)."""
+    if "no_bwrap" in request.fixturenames or os.environ.get("RLCS_REQUIRE_SANDBOX") == "1":
+        return
+    status = sandbox.sandbox_status()
+    if not status.available:
+        pytest.skip(f"no OS sandbox here ({status.reason}): apt-get install bubblewrap")
 
 
 @pytest.fixture
