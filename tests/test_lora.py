@@ -40,18 +40,22 @@ def test_merged_weights_reproduce_the_adapted_model(micro_model_dir):
 
 
 def test_zero3_lora_rl_trains_only_adapters_and_saves_merged_model_and_adapter(choice_task):
-    """2 ZeRO-3 processes with the HF engine: generation with the adapters, then the merged weights
-    gathered for saving."""
+    """2 ZeRO-3 processes with the HF engine: generation with the adapters (7 held-out items split 4/3, so
+    the processes generate different amounts), then the merged weights gathered for saving."""
     from transformers import AutoModelForCausalLM
 
     out = choice_task / "rl-lora"
     base_dir = choice_task / "sft/model"
     run_rlcs(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={base_dir}",
-              f"data.train={choice_task / 'rl.jsonl'}", "data.eval=null", "train.steps=4", "train.max_rollouts=null",
+              f"data.train={choice_task / 'rl.jsonl'}", f"data.eval={choice_task / 'rl.jsonl'}",
+              "train.eval_max_examples=7", "train.eval_samples=2", "train.eval_max_new_tokens=48",
+              "train.steps=4", "train.max_rollouts=null",
               "rollout.max_new_tokens=96", "rollout.answer_budget=16", "rollout.temperature=0.7", "optim.lr=5e-2",
               "model.lora.r=4", "train.micro_batch_size=8", "logging.wandb=false"], launcher=zero3_launcher(29545))
     assert [r["step"] for r in read_metrics(out) if "reward/mean" in r] == [1, 2, 3, 4]
     assert json.loads((out / "run_info.json").read_text())["num_processes"] == 2
+    evals = [r for r in read_metrics(out) if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [0, 4] and all(r["eval/examples"] == 7 for r in evals)
     adapter = json.loads((out / "model/adapter/adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["peft_type"] == "LORA"
     base = AutoModelForCausalLM.from_pretrained(base_dir)
