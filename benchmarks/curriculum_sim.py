@@ -34,14 +34,14 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from rlcs.config import SamplerConfig  # noqa: E402
-from rlcs.curriculum.sampler import RLCSSampler  # noqa: E402
-from rlcs.sampling import DapoSampler, GroupOutcome, UniformSampler  # noqa: E402
+from rlcs.curriculum.baselines import DapoSampler, UniformSampler  # noqa: E402
+from rlcs.curriculum.interface import GroupOutcome  # noqa: E402
+from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler  # noqa: E402
 
 WORLDS = Path(__file__).resolve().parent / "worlds"
 BUDGET = 3.0  # a sampler that has not reached uniform's final skill with this x uniform's rollouts gave up
-# the defaults before issue #12, to show what the floor and the drift rules change
-PREVIOUS = {"informative_floor": 0.0, "drift_ridge": 1.0, "drift_decay": 1.0}
+# the defaults before issue #12, to show what the floor, the drift rules and retirement change
+PREVIOUS = {"informative_floor": 0.0, "drift_ridge": 1.0, "drift_decay": 1.0, "retire_after": 0}
 
 
 @dataclass(frozen=True)
@@ -269,12 +269,12 @@ def make_sampler(name: str, learner: Learner, seed: int):
     if name == "oracle":
         return OracleSampler(examples, seed, learner)
     if name == "rlcs":
-        return RLCSSampler(examples, SamplerConfig(name="rlcs"), g, seed)
+        return RLCSSampler(examples, RLCSOptions(), g, seed)
     if name == "rlcs-previous":
-        return RLCSSampler(examples, SamplerConfig(name="rlcs", **PREVIOUS), g, seed)
+        return RLCSSampler(examples, RLCSOptions(**PREVIOUS), g, seed)
     if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
         overrides = {k: float(v) for k, v in (kv.split("=") for kv in name[5:].split(","))}
-        return RLCSSampler(examples, SamplerConfig(name="rlcs", **overrides), g, seed)
+        return RLCSSampler(examples, RLCSOptions(**overrides), g, seed)
     raise ValueError(f"unknown sampler {name!r}")
 
 
@@ -437,10 +437,10 @@ starved to a tenth of its fair share (in `partial_credit` the oracle, which rank
 rewards differ at all, is no yardstick: it is slower than uniform there). The last two columns: mean
 |drift offset| (logit) at the end over domains whose items' true pass rates moved by less than 0.02 on
 average ("—": no such domain in that sampler's runs). "previous defaults": `informative_floor: 0`,
-`drift_ridge: 1`, `drift_decay: 1` (the sampler before issue #12). The new defaults were chosen on the
-`tuning` worlds only (seeds 0-3, and 0-23 of `base` for its zero-variance target); the `held-out` worlds
-played no part in the choice (they were run once with `informative_floor: 0.5`, before the tuning worlds
-moved it to 0.35, and again after).
+`drift_ridge: 1`, `drift_decay: 1`, `retire_after: 0` (the sampler before issue #12). The new defaults
+were chosen on the `tuning` worlds only (seeds 0-3, and 0-23 of `base` for its zero-variance target); the
+`held-out` worlds played no part in the choice (they were run once with `informative_floor: 0.5`, before
+the tuning worlds moved it to 0.35, and again after).
 
 {HEADER}
 {chr(10).join(rows)}

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from rlcs.curriculum.registry import SAMPLERS
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -214,35 +216,36 @@ class RolloutConfig(Section):
         return self
 
 
-class SamplerConfig(Section):
-    """Which examples each RL step rolls out (docs/curriculum.md explains every knob)."""
+def _sampler_config() -> type[Section]:
+    """The recipe's ``sampler`` section, from the registry: ``name`` picks a sampler, and each sampler with
+    options has its own subsection (``sampler.rlcs``, ``sampler.dapo``), so a key means one thing to one
+    sampler. Sections of samplers not named are validated and ignored, so ``sampler.name=uniform`` works
+    on a recipe that tunes ``rlcs``."""
+    names = tuple(SAMPLERS)
+    fields: dict[str, Any] = {"name": (Literal[names], Field("rlcs", description=f"one of {', '.join(names)}"))}
+    for name, cls in SAMPLERS.items():
+        if cls.Options is not None:
+            fields[name] = (cls.Options, Field(default_factory=cls.Options,
+                                               description=f"the {name} sampler's options, used when name is {name}"))
+    return create_model("SamplerConfig", __base__=Section, __doc__="Which examples each RL step rolls out "
+                        "(docs/curriculum.md explains every knob).", **fields)
 
-    name: Literal["uniform", "dapo", "rlcs"] = "rlcs"
-    # dapo: regenerate until the batch holds only informative groups
-    max_refills: int = Field(3, ge=0, description="dapo: extra rollout rounds per step at most")
-    # rlcs: per-example Beta posteriors of the pass rate
-    prior_strength: float = Field(2.0, gt=0, description="pseudo-observations behind an offline difficulty, "
-                                  "and behind the domain prior before two first looks")
-    initial_pass_rate: float = Field(0.5, gt=0, lt=1, description="domain prior before any evidence")
-    decay: float = Field(0.99, gt=0, le=1, description="evidence kept per step an item goes unseen")
-    explore: float = Field(0.02, ge=0, le=1, description="share of the picks drawn uniformly from all examples")
-    thompson_temperature: float = Field(0.25, gt=0, le=1, description="Thompson draws from Beta(a/T, b/T): "
-                                        "1 is plain Thompson sampling, smaller trusts the posterior mean more")
-    drift_correction: bool = Field(True, description="shift seen items' pass rates by a per-domain logit "
-                                   "offset fitted to how repeat looks beat their predictions")
-    easy_above: float = Field(0.8, gt=0, le=1)
-    hard_below: float = Field(0.2, ge=0, lt=1)
-    domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
-    domain_floor: float = Field(0.0, ge=0, le=1, description="least share of the ranked picks per domain")
-    informative_floor: float = Field(0.35, ge=0, le=1, description="rlcs: each domain keeps at least this x its "
-                                     "share of the expected informative items among the ranked picks")
-    drift_ridge: float = Field(32.0, ge=0, description="rlcs: evidence a drift offset needs, in balanced groups' "
-                               "information (a Gaussian prior's precision around 0 on each step)")
-    drift_decay: float = Field(0.95, gt=0, le=1, description="rlcs: drift offsets kept per step; the rest "
-                               "reverts to 0 unless repeat looks keep confirming it")
-    domain_ceiling: float = Field(1.0, gt=0, le=1)
-    ema_momentum: float = Field(0.7, ge=0, lt=1)
-    max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")
+
+SamplerConfig = _sampler_config()
+
+
+def _moved_sampler_keys() -> dict[str, str]:
+    """``sampler.<key>`` -> where it lives now, for every key of a sampler's own section: before issue #12
+    all samplers shared one flat section, so ``sampler.prior_strength`` names a key that moved."""
+    moved: dict[str, list[str]] = {}
+    for name, cls in SAMPLERS.items():
+        for key in cls.Options.model_fields if cls.Options is not None else ():
+            if key not in SamplerConfig.model_fields:
+                moved.setdefault(f"sampler.{key}", []).append(f"sampler.{name}.{key}")
+    return {old: " or ".join(new) for old, new in moved.items()}
+
+
+MOVED_KEYS = _moved_sampler_keys()
 
 
 class PolicyConfig(Section):
@@ -389,6 +392,8 @@ def _describe(error: dict, schema: type[BaseModel]) -> str:
     key_path = ".".join(loc) or "<root>"
     kind = error["type"]
     if kind == "extra_forbidden":
+        if key_path in MOVED_KEYS:  # a key of an older layout: say where it is now, not just that it is unknown
+            return f"{key_path} moved to {MOVED_KEYS[key_path]}"
         known = _known_keys(schema, loc[:-1])
         close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(sorted(known))})"

@@ -19,6 +19,7 @@ DASHBOARD: dict[str, list[tuple[str, str, str]]] = {
         ("Per-domain drift (logit offset of seen items)", r"curriculum/domain/.*/drift", "line"),
         ("Tier shares of the dataset", r"curriculum/tier/(easy|medium|hard)", "stacked-area"),
         ("Tier shares of the picks", r"curriculum/sampled/(easy|medium|hard)", "stacked-area"),
+        ("Retired items (no pass nor informative group in retire_after looks)", r"curriculum/retired", "line"),
         ("Expansion ratio", r"curriculum/expansion_ratio", "line"),
         ("Uninformative (zero-variance) groups", r"curriculum/zero_variance_frac|rollout/zero_variance_frac", "line"),
         ("Informative share of the trained batch", r"curriculum/batch_informative_frac", "line"),

@@ -5,10 +5,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rlcs.config import SamplerConfig
 from rlcs.curriculum import maths
-from rlcs.curriculum.sampler import RLCSSampler
-from rlcs.sampling import DapoSampler, GroupOutcome, UniformSampler
+from rlcs.curriculum.baselines import DapoSampler, UniformSampler
+from rlcs.curriculum.interface import GroupOutcome
+from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler
 
 
 def _examples(n, domain="d", difficulty=None):
@@ -24,7 +24,7 @@ def _outcome(example_id, passes, g=8, domain="d"):
 
 
 def test_prior_and_posterior_update_by_hand():
-    config = SamplerConfig(prior_strength=4.0, decay=1.0)
+    config = RLCSOptions(prior_strength=4.0, decay=1.0)
     sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
     a, b = sampler.posterior()
     assert a.tolist() == [1.0, 3.0] and b.tolist() == [3.0, 1.0]  # mean 0.25 / 0.75 x strength 4
@@ -40,12 +40,12 @@ def test_partial_credit_groups_are_informative_and_selected_before_flat_ones():
     noise = GroupOutcome("d2", "d", [0.5, 0.5, 0.5, 0.50001], passes=0)  # float noise is no signal
     binary = GroupOutcome("d3", "d", [1.0, 0.0, 0.0, 0.0], passes=1)
     assert [o.informative for o in (partial, flat, noise, binary)] == [True, False, False, True]
-    sampler = RLCSSampler(_examples(4), SamplerConfig(), group_size=4, seed=0)
+    sampler = RLCSSampler(_examples(4), RLCSOptions(), group_size=4, seed=0)
     assert sampler.select([flat, partial, noise, binary], 2) == [3, 1]  # variances 0.1875 and 0.0169
 
 
 def test_the_same_item_twice_in_a_step_adds_its_evidence():
-    config = SamplerConfig(prior_strength=4.0, decay=1.0)
+    config = RLCSOptions(prior_strength=4.0, decay=1.0)
     sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
     sampler.update([_outcome("d0", passes=6), _outcome("d0", passes=1)])
     a, b = sampler.posterior()
@@ -54,7 +54,7 @@ def test_the_same_item_twice_in_a_step_adds_its_evidence():
 
 
 def test_stale_evidence_decays_toward_the_prior():
-    config = SamplerConfig(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5, ema_momentum=0.9)
+    config = RLCSOptions(prior_strength=2.0, decay=0.5, initial_pass_rate=0.5, ema_momentum=0.9)
     sampler = RLCSSampler(_examples(2), config, group_size=4, seed=0)
     sampler.update([_outcome("d0", passes=4, g=4)])  # step 1: 4 passes on item 0
     # the domain's pass rate EMA moves to 0.9 * 0.5 + 0.1 * 1.0 = 0.55, so the prior is Beta(1.1, 0.9)
@@ -76,7 +76,7 @@ def test_informative_probability_and_tiers_by_hand():
 
 
 def test_expansion_ratio_follows_the_ema_formula():
-    sampler = RLCSSampler(_examples(100), SamplerConfig(ema_momentum=0.5, max_expansion=3.0), 8, seed=0)
+    sampler = RLCSSampler(_examples(100), RLCSOptions(ema_momentum=0.5, max_expansion=3.0), 8, seed=0)
     assert sampler.rollout_count(10) == 10
     sampler.update([_outcome(f"d{i}", 0) for i in range(5)] + [_outcome(f"d{i}", 4) for i in range(5, 10)])
     assert sampler.zero_variance_ema == 0.5  # first value taken as is
@@ -93,7 +93,7 @@ def test_expansion_ratio_follows_the_ema_formula():
 def test_balanced_selection_keeps_the_most_balanced_groups():
     outcomes = [_outcome("a", 8), _outcome("b", 4), _outcome("c", 0), _outcome("d", 3), _outcome("e", 7),
                 _outcome("f", 5)]
-    sampler = RLCSSampler(_examples(3), SamplerConfig(), 8, seed=0)
+    sampler = RLCSSampler(_examples(3), RLCSOptions(), 8, seed=0)
     assert sampler.select(outcomes, 3) == [1, 3, 5]  # 4/8, then 3/8 and 5/8 (ties keep order)
     passes = [8, 4, 0, 3, 7, 5]
     assert maths.balance_order([[1.0] * p + [0.0] * (8 - p) for p in passes]) == [1, 3, 5, 4, 0, 2]
@@ -102,7 +102,7 @@ def test_balanced_selection_keeps_the_most_balanced_groups():
 def test_batches_concentrate_on_mid_range_items_and_every_item_keeps_a_chance():
     true_rate = np.linspace(0.0, 1.0, 41)  # item i passes with probability true_rate[i]
     examples = _examples(len(true_rate))
-    sampler = RLCSSampler(examples, SamplerConfig(explore=0.1), group_size=8, seed=1)
+    sampler = RLCSSampler(examples, RLCSOptions(explore=0.1), group_size=8, seed=1)
     rng = np.random.default_rng(0)
     counts = Counter()
     for step in range(300):
@@ -145,14 +145,14 @@ def test_drift_step_and_mean_shift_by_hand():
 
 def test_drift_offset_follows_a_policy_that_outruns_its_evidence():
     examples = _examples(40, "d") + _examples(40, "e")
-    sampler = RLCSSampler(examples, SamplerConfig(decay=1.0), group_size=8, seed=0)
+    sampler = RLCSSampler(examples, RLCSOptions(decay=1.0), group_size=8, seed=0)
     sampler.update([_outcome(f"d{i}", 4) for i in range(20)] + [_outcome(f"e{i}", 4, domain="e") for i in range(20)])
     for _ in range(6):  # the policy has learnt the d items: 7 of 8 at every look; e items stay at 4 of 8
         sampler.update([_outcome(f"d{i}", 7) for i in range(20)] + [_outcome(f"e{i}", 4, domain="e")
                                                                     for i in range(20)])
     drift = dict(zip(sampler.domains, sampler.drift))
     assert drift["d"] > 0.5 and abs(drift["e"]) < 0.05
-    uncorrected = RLCSSampler(examples, SamplerConfig(decay=1.0, drift_correction=False), 8, seed=0)
+    uncorrected = RLCSSampler(examples, RLCSOptions(decay=1.0, drift_correction=False), 8, seed=0)
     uncorrected.load_state_dict(sampler.state_dict())
     seen, unseen = sampler.index["d0"], sampler.index["d30"]
     # the evidence (prior Beta(8, 8) + 46 passes, 10 fails: 0.75) lags; the corrected mean is near 7/8
@@ -163,7 +163,7 @@ def test_drift_offset_follows_a_policy_that_outruns_its_evidence():
 
 def test_exploration_reaches_a_domain_the_ranking_never_picks():
     examples = _examples(30, "easy") + _examples(30, "mid")
-    sampler = RLCSSampler(examples, SamplerConfig(explore=0.1, domain_floor=0.0), 8, seed=0)
+    sampler = RLCSSampler(examples, RLCSOptions(explore=0.1, domain_floor=0.0), 8, seed=0)
     seen = Counter()
     for _ in range(60):
         picked = sampler.pick(10)
@@ -185,7 +185,7 @@ def test_beta_binomial_prior_by_hand():
 
 
 def test_first_looks_fit_the_domain_prior_of_unseen_items():
-    config = SamplerConfig(prior_strength=2.0, decay=1.0)
+    config = RLCSOptions(prior_strength=2.0, decay=1.0)
     examples = _examples(10, "u") + _examples(10, "m")
     sampler = RLCSSampler(examples, config, group_size=8, seed=0)
     # domain u: all-or-nothing items; domain m: items that pass half the time
@@ -217,7 +217,7 @@ def test_domain_quotas_respect_floor_and_ceiling():
 
 def test_every_domain_gets_picks_even_when_it_yields_nothing():
     examples = _examples(20, "easy") + _examples(20, "mid")
-    sampler = RLCSSampler(examples, SamplerConfig(domain_floor=0.2, explore=0.0), 8, seed=0)
+    sampler = RLCSSampler(examples, RLCSOptions(domain_floor=0.2, explore=0.0), 8, seed=0)
     for _ in range(20):
         picked = sampler.pick(10)
         sampler.update([_outcome(e["id"], 8 if e["domain"] == "easy" else 4, domain=e["domain"]) for e in picked])
@@ -226,7 +226,7 @@ def test_every_domain_gets_picks_even_when_it_yields_nothing():
 
 
 @pytest.mark.parametrize("make", [
-    lambda ex: RLCSSampler(ex, SamplerConfig(), 8, seed=3),
+    lambda ex: RLCSSampler(ex, RLCSOptions(), 8, seed=3),
     lambda ex: UniformSampler(ex, seed=3),
     lambda ex: DapoSampler(ex, seed=3, max_refills=2),
 ], ids=["rlcs", "uniform", "dapo"])
@@ -263,14 +263,14 @@ def test_dapo_refills_until_the_batch_is_informative_then_gives_up():
 
 
 def test_state_from_another_dataset_is_refused():
-    sampler = RLCSSampler(_examples(3), SamplerConfig(), 8, seed=0)
-    other = RLCSSampler(_examples(4), SamplerConfig(), 8, seed=0)
+    sampler = RLCSSampler(_examples(3), RLCSOptions(), 8, seed=0)
+    other = RLCSSampler(_examples(4), RLCSOptions(), 8, seed=0)
     with pytest.raises(ValueError, match="different dataset"):
         other.load_state_dict(sampler.state_dict())
 
 
 def test_extremes_list_seen_items_from_hardest_to_easiest():
-    sampler = RLCSSampler(_examples(5), SamplerConfig(decay=1.0), 8, seed=0)
+    sampler = RLCSSampler(_examples(5), RLCSOptions(decay=1.0), 8, seed=0)
     sampler.update([_outcome("d0", 8), _outcome("d1", 0), _outcome("d2", 4)])
     extremes = sampler.extremes(count=2)
     assert [r["id"] for r in extremes["hardest"]] == ["d1", "d2"]

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlcs.config import SamplerConfig
 from rlcs.curriculum import maths
-from rlcs.curriculum.sampler import RLCSSampler
-from rlcs.sampling import GroupOutcome
+from rlcs.curriculum.interface import GroupOutcome
+from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +142,7 @@ def test_expected_informative_by_hand():
         {"a": 0.7, "b": 0.3})
 
 
-def _hard_domain_run(config: SamplerConfig, steps: int = 30):
+def _hard_domain_run(config: RLCSOptions, steps: int = 30):
     """100 known items in `known` that pass half the time; 60 items in `hard` that pass 15% of the time (a
     group of 8 is informative 73% of the time, against 99% for a known item). Returns the sampler and the
     picks of `hard` per step."""
@@ -164,19 +163,19 @@ def _hard_domain_run(config: SamplerConfig, steps: int = 30):
 
 
 def test_a_hard_domain_with_informative_items_keeps_its_floor_share():
-    sampler, hard_picks = _hard_domain_run(SamplerConfig(explore=0.0))
+    sampler, hard_picks = _hard_domain_run(RLCSOptions(explore=0.0))
     floor = sampler.last_floors["hard"]
     assert 0.05 < floor < 0.35  # its items are still informative: 0.35 x about a quarter of the mass
     assert all(n >= int(np.floor(floor * 20)) >= 1 for n in hard_picks)  # never below its floor
     # the tempered ranking alone puts every known item first and starves the hard domain
-    _, unfloored_picks = _hard_domain_run(SamplerConfig(explore=0.0, informative_floor=0.0))
+    _, unfloored_picks = _hard_domain_run(RLCSOptions(explore=0.0, informative_floor=0.0))
     assert sum(unfloored_picks) < sum(hard_picks) / 2
 
 
 def test_a_domain_with_nothing_left_to_teach_gets_no_floor():
     examples = [{"id": f"e{i}", "domain": "easy"} for i in range(20)] + [{"id": f"m{i}", "domain": "mid"}
                                                                          for i in range(20)]
-    sampler = RLCSSampler(examples, SamplerConfig(explore=0.0, decay=1.0), 8, seed=0)
+    sampler = RLCSSampler(examples, RLCSOptions(explore=0.0, decay=1.0), 8, seed=0)
     for _ in range(3):
         sampler.update([_outcome(f"e{i}", 8, domain="easy") for i in range(20)]
                        + [_outcome(f"m{i}", 4, domain="mid") for i in range(20)])
@@ -186,7 +185,7 @@ def test_a_domain_with_nothing_left_to_teach_gets_no_floor():
 
 # -- drift rules ------------------------------------------------------------------
 
-def _seen_sampler(config: SamplerConfig) -> RLCSSampler:
+def _seen_sampler(config: RLCSOptions) -> RLCSSampler:
     examples = [{"id": f"d{i}", "domain": "d"} for i in range(40)] + [{"id": f"e{i}", "domain": "e"}
                                                                      for i in range(40)]
     sampler = RLCSSampler(examples, config, group_size=8, seed=0)
@@ -196,21 +195,21 @@ def _seen_sampler(config: SamplerConfig) -> RLCSSampler:
 
 def test_a_handful_of_repeat_looks_moves_the_offset_little():
     lucky = [_outcome("d0", 8), _outcome("d1", 8)]  # two all-pass repeat looks at items predicted 0.5
-    sampler = _seen_sampler(SamplerConfig(decay=1.0))
+    sampler = _seen_sampler(RLCSOptions(decay=1.0))
     sampler.update(lucky)
-    previous = _seen_sampler(SamplerConfig(decay=1.0, drift_ridge=1.0, drift_decay=1.0))
+    previous = _seen_sampler(RLCSOptions(decay=1.0, drift_ridge=1.0, drift_decay=1.0))
     previous.update(lucky)
     assert abs(sampler.drift[0]) < 0.15 < 0.5 < previous.drift[0]
 
 
 def test_drift_offsets_revert_when_the_pass_rate_does_not_change():
-    sampler = _seen_sampler(SamplerConfig(decay=1.0))
+    sampler = _seen_sampler(RLCSOptions(decay=1.0))
     sampler.drift[:] = [1.0, -1.0]  # offsets left by an earlier burst of repeat looks
     rng = np.random.default_rng(0)
     for _ in range(60):  # the pass rate stays at 0.5; a few repeat looks per step, in domain e only
         sampler.update([_outcome(f"e{i}", int(rng.binomial(8, 0.5)), domain="e") for i in range(3)])
     assert abs(sampler.drift[0]) < 0.1 and abs(sampler.drift[1]) < 0.15
-    stuck = _seen_sampler(SamplerConfig(decay=1.0, drift_ridge=1.0, drift_decay=1.0))
+    stuck = _seen_sampler(RLCSOptions(decay=1.0, drift_ridge=1.0, drift_decay=1.0))
     stuck.drift[:] = [1.0, -1.0]
     for _ in range(60):
         stuck.update([_outcome(f"e{i}", 4, domain="e") for i in range(3)])
@@ -218,7 +217,7 @@ def test_drift_offsets_revert_when_the_pass_rate_does_not_change():
 
 
 def test_constant_pass_rates_leave_offsets_near_zero():
-    sampler = _seen_sampler(SamplerConfig(decay=1.0))
+    sampler = _seen_sampler(RLCSOptions(decay=1.0))
     rng = np.random.default_rng(1)
     offsets = []
     for _ in range(80):  # noisy repeat looks at a pass rate that never changes

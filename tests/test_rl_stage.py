@@ -62,7 +62,7 @@ def test_each_sampler_drives_the_loop(choice_task, sampler):
     if sampler == "rlcs":
         for key in ("curriculum/expansion_ratio", "curriculum/tier/easy", "curriculum/sampled/medium",
                     "curriculum/domain/choice/pass_rate", "curriculum/domain/choice/weight",
-                    "curriculum/rollouts_total", "curriculum/informative_total"):
+                    "curriculum/rollouts_total", "curriculum/informative_total", "curriculum/retired"):
             assert key in rows[-1], key
         assert rows[-1]["curriculum/rollouts_total"] == 8 * sum(groups)
         assert len(rows[-1]["curriculum/pass_rate_histogram"]) == 10
@@ -79,8 +79,7 @@ def test_each_sampler_drives_the_loop(choice_task, sampler):
 
 
 def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):
-    from rlcs.config import SamplerConfig
-    from rlcs.curriculum.sampler import RLCSSampler
+    from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler
     from rlcs.data import load_examples
 
     out = choice_task / "graded.jsonl"
@@ -90,7 +89,7 @@ def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):
     assert len(graded) == 12
     assert all(g["difficulty"] in (0, 0.25, 0.5, 0.75, 1.0) for g in graded)
     assert all(g["pass_at_k"] == (g["difficulty"] > 0) for g in graded)
-    sampler = RLCSSampler(graded, SamplerConfig(prior_strength=4.0), group_size=8, seed=0)
+    sampler = RLCSSampler(graded, RLCSOptions(prior_strength=4.0), group_size=8, seed=0)
     expected = [min(max(g["difficulty"], 1e-3), 1 - 1e-3) for g in graded]
     assert sampler.pass_rate_means().tolist() == pytest.approx(expected)
 

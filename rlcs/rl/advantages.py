@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from rlcs.sampling import SIGNAL_RTOL, carries_signal
+from rlcs.curriculum.interface import SIGNAL_RTOL, carries_signal
 
 
 def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, rtol: float = SIGNAL_RTOL) -> torch.Tensor:

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 
 from rlcs.chat import example_prompt
+from rlcs.curriculum.interface import GroupOutcome
 from rlcs.engine import Completion, GenerationEngine, SamplingParams
-from rlcs.sampling import GroupOutcome
 
 
 @dataclass

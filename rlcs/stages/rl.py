@@ -23,6 +23,8 @@ from rewards.router import RewardRouter
 from rlcs.chat import example_prompt
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
+from rlcs.curriculum.interface import GroupOutcome, carries_signal, state_digest
+from rlcs.curriculum.registry import build_sampler
 from rlcs.data import load_examples
 from rlcs.engine import SamplingParams, build_engine, greedy
 from rlcs.evaluate import metrics_from_records, score_eval
@@ -34,7 +36,6 @@ from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, rollout_round
 from rlcs.runtime import load_tokenizer, load_trainable_model, make_accelerator, parameter_counts
-from rlcs.sampling import GroupOutcome, build_sampler, carries_signal, state_digest
 from rlcs.zero3 import reference_model
 
 

@@ -6,9 +6,11 @@ Each step:
                           chance a group of G is informative; domain quotas are the base mix x
                           each domain's share of the top of that ranking, at least `informative_floor`
                           x its share of the expected informative items (ceiling); an `explore`
-                          share is drawn uniformly from all examples
+                          share is drawn uniformly from all examples; retired items (never a pass nor
+                          an informative group in `retire_after` looks) sit out all of it but once
+                          every `retire_revisit` steps
   update(outcomes)     -> drift offsets (decayed toward 0, then moved by how repeat looks beat their
-                          predictions, against a ridge), posteriors,
+                          predictions, against a ridge), posteriors, looks and retirement,
                           each domain's empirical prior (from first looks), domain EMAs, expansion EMA
   select(outcomes, b)  -> the b most balanced groups go to the optimizer
 """
@@ -18,30 +20,68 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from rlcs.config import SamplerConfig
 from rlcs.curriculum import maths
-from rlcs.sampling import GroupOutcome
+from rlcs.curriculum.interface import GroupOutcome, SamplerOptions, index_by_id
+
+
+class RLCSOptions(SamplerOptions):
+    """``sampler.rlcs``: per-example Beta posteriors of the pass rate (docs/curriculum.md explains every knob)."""
+
+    prior_strength: float = Field(2.0, gt=0, description="pseudo-observations behind an offline difficulty, "
+                                  "and behind the domain prior before two first looks")
+    initial_pass_rate: float = Field(0.5, gt=0, lt=1, description="domain prior before any evidence")
+    decay: float = Field(0.99, gt=0, le=1, description="evidence kept per step an item goes unseen")
+    explore: float = Field(0.02, ge=0, le=1, description="share of the picks drawn uniformly from all examples")
+    thompson_temperature: float = Field(0.25, gt=0, le=1, description="Thompson draws from Beta(a/T, b/T): "
+                                        "1 is plain Thompson sampling, smaller trusts the posterior mean more")
+    drift_correction: bool = Field(True, description="shift seen items' pass rates by a per-domain logit "
+                                   "offset fitted to how repeat looks beat their predictions")
+    easy_above: float = Field(0.8, gt=0, le=1)
+    hard_below: float = Field(0.2, ge=0, lt=1)
+    domain_mix: dict[str, float] = Field(default_factory=dict, description="base weight per domain (1 if absent)")
+    domain_floor: float = Field(0.0, ge=0, le=1, description="least share of the ranked picks per domain")
+    informative_floor: float = Field(0.35, ge=0, le=1, description="each domain keeps at least this x its "
+                                     "share of the expected informative items among the ranked picks")
+    drift_ridge: float = Field(32.0, ge=0, description="evidence a drift offset needs, in balanced groups' "
+                               "information (a Gaussian prior's precision around 0 on each step)")
+    drift_decay: float = Field(0.95, gt=0, le=1, description="drift offsets kept per step; the rest "
+                               "reverts to 0 unless repeat looks keep confirming it")
+    domain_ceiling: float = Field(1.0, gt=0, le=1)
+    ema_momentum: float = Field(0.7, ge=0, lt=1)
+    max_expansion: float = Field(3.0, ge=1, description="cap of the rollout expansion ratio")
+    retire_after: int = Field(3, ge=0, description="looks (groups) with no pass and no informative group after "
+                              "which an item is retired to the hard tier; 0: never retire")
+    retire_revisit: int = Field(50, ge=1, description="a retired item is picked at most once in this many "
+                                "steps (by the ranking, a quota or exploration); a pass brings it back")
+
 
 TIERS = ("hard", "medium", "easy")
 
 
 class RLCSSampler:
-    def __init__(self, examples: Sequence[dict], config: SamplerConfig, group_size: int, seed: int):
+    Options: ClassVar[type[SamplerOptions] | None] = RLCSOptions
+
+    def __init__(self, examples: Sequence[dict], config: RLCSOptions, group_size: int, seed: int):
         if not examples:
             raise ValueError("the RL dataset is empty")
         self.examples = list(examples)
         self.config, self.group_size = config, group_size
         self.rng = np.random.default_rng(seed)
-        self.index = {e["id"]: i for i, e in enumerate(self.examples)}
+        self.index = index_by_id(self.examples)
         self.domains = sorted({e["domain"] for e in self.examples})
         self.domain_of = np.array([self.domains.index(e["domain"]) for e in self.examples])
         self.offline = np.array([e.get("difficulty", np.nan) for e in self.examples], dtype=float)
         n = len(self.examples)
         self.passes, self.fails = np.zeros(n), np.zeros(n)
         self.last_seen = np.full(n, -1, dtype=np.int64)
+        # retirement: groups rolled out per item (never faded), and whether any of them passed or differed
+        self.looks = np.zeros(n, dtype=np.int64)
+        self.taught = np.zeros(n, dtype=bool)
         self.step = 0
         self.domain_pass_rate = {d: config.initial_pass_rate for d in self.domains}
         self.domain_yield = {d: 0.5 for d in self.domains}
@@ -57,7 +97,12 @@ class RLCSSampler:
         self.last_zero_variance = 0.0
         missing = set(config.domain_mix) - set(self.domains)
         if missing:
-            raise ValueError(f"sampler.domain_mix names domains not in the data: {sorted(missing)}")
+            raise ValueError(f"sampler.rlcs.domain_mix names domains not in the data: {sorted(missing)}")
+
+    @classmethod
+    def build(cls, examples: Sequence[dict], options: SamplerOptions | None, group_size: int,
+              seed: int) -> RLCSSampler:
+        return cls(examples, options if options is not None else RLCSOptions(), group_size, seed)
 
     # -- posteriors ---------------------------------------------------------
     def domain_priors(self) -> list[tuple[float, float] | None]:
@@ -109,6 +154,23 @@ class RLCSSampler:
         a, b = self.posterior()
         return a / (a + b)
 
+    # -- retirement ------------------------------------------------------------
+    def retired(self) -> np.ndarray:
+        """Items with ``retire_after`` looks or more and not one pass nor one informative group among them.
+
+        The posterior alone already ranks such items low, but not out: quotas (``domain_floor``,
+        ``domain_mix``) must be filled from a domain's best items however bad, exploration is uniform over
+        everything, and evidence fades back to the prior while an item goes unseen. A partial-credit item
+        whose rewards differ teaches although it never passes, so it is not retired."""
+        if self.config.retire_after == 0:
+            return np.zeros(len(self.examples), dtype=bool)
+        return (self.looks >= self.config.retire_after) & ~self.taught
+
+    def _resting(self) -> np.ndarray:
+        """Retired items looked at within the last ``retire_revisit`` steps: out of this pick. The pick being
+        made is for step ``self.step + 1``, so an item last seen at step s is back at step s + retire_revisit."""
+        return self.retired() & (self.step + 1 - self.last_seen < self.config.retire_revisit)
+
     # -- the loop's interface -------------------------------------------------
     def rollout_count(self, batch: int) -> int:
         ratio = maths.expansion_ratio(self.zero_variance_ema or 0.0, self.config.max_expansion)
@@ -118,39 +180,48 @@ class RLCSSampler:
         count = min(count, len(self.examples))
         a, b = self.posterior()
         draws = self.rng.beta(*maths.tempered(a, b, self.config.thompson_temperature))
-        ranked = np.argsort(-maths.informative_probability(draws, self.group_size), kind="stable")
+        score = maths.informative_probability(draws, self.group_size)
+        resting = self._resting()
+        if resting.any():  # resting retired items rank after every other item (scores are >= 0)
+            score = np.where(resting, -1.0, score)
+        ranked = np.argsort(-score, kind="stable")
+        candidates = ranked[: len(ranked) - int(resting.sum())]
         explore = int(self.rng.binomial(count, self.config.explore))
         ranked_count = count - explore
         # a domain's quota follows how much of the top of the single ranking it holds, tilted by the base mix
-        top_domains = np.bincount(self.domain_of[ranked[:ranked_count]], minlength=len(self.domains))
+        top_domains = np.bincount(self.domain_of[candidates[:ranked_count]], minlength=len(self.domains))
         share = {d: top_domains[k] / max(ranked_count, 1) for k, d in enumerate(self.domains)}
-        self.last_floors = self._floors(a, b)
+        self.last_floors = self._floors(a, b, resting)
         self.last_weights = maths.domain_weights(self._base_mix(), share, self.last_floors,
                                                  self.config.domain_ceiling)
         quotas = maths.allocate(ranked_count, self.last_weights)
         chosen: list[int] = []
         for k, domain in enumerate(self.domains):
-            chosen += ranked[self.domain_of[ranked] == k][: quotas[domain]].tolist()
+            chosen += candidates[self.domain_of[candidates] == k][: quotas[domain]].tolist()
         if len(chosen) < ranked_count:  # a domain smaller than its quota: the best-ranked rest fill in
             rest = ranked[~np.isin(ranked, chosen)]
             chosen += rest[: ranked_count - len(chosen)].tolist()
-        if explore:  # uniform picks keep every example, in every domain, within reach
-            pool = np.setdiff1d(np.arange(len(self.examples)), chosen)
+        if explore:  # uniform picks keep every example, in every domain, within reach (bar resting ones)
+            pool = np.setdiff1d(np.flatnonzero(~resting), chosen)
             chosen += self.rng.choice(pool, size=min(explore, len(pool)), replace=False).tolist()
+        if len(chosen) < count:  # only resting items are left: a full pick matters more than their rest
+            rest = ranked[~np.isin(ranked, chosen)]
+            chosen += rest[: count - len(chosen)].tolist()
         self.last_picked = [int(i) for i in chosen]
         return [self.examples[i] for i in self.last_picked]
 
-    def _floors(self, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    def _floors(self, a: np.ndarray, b: np.ndarray, resting: np.ndarray) -> dict[str, float]:
         """Each domain's least share of the ranked picks: ``informative_floor`` x its share of the expected
         informative items. Tempered draws sit near a domain's prior, so a domain whose first looks mostly
         fail ranks below every known mid-range item and its few medium items are never found; the floor
         keeps looking there for as long as its posteriors say informative items are left, and fades
-        once they say none are (a domain of all-fail items gets a tight prior near 0 and no floor)."""
+        once they say none are (a domain of all-fail items gets a tight prior near 0 and no floor).
+        Resting retired items cannot be picked, so they add nothing to their domain's floor."""
         expected = maths.expected_informative(a, b, self.group_size)
         # squared, so that a domain's many long shots (all-fail items at ~0.15 each) do not add up to the
         # floor of a few likely items: on the tuning worlds, unsquared mass spent the floor on base's hard
         # domain (19% zero-variance groups against 15%), a fourth power starved skewed's hard domain again
-        mass = np.bincount(self.domain_of, weights=expected**2, minlength=len(self.domains))
+        mass = np.bincount(self.domain_of, weights=np.where(resting, 0.0, expected**2), minlength=len(self.domains))
         return maths.informative_floors(dict(zip(self.domains, mass.tolist())), self._base_mix(),
                                         self.config.informative_floor, self.config.domain_floor)
 
@@ -174,6 +245,8 @@ class RLCSSampler:
             counts = added.setdefault(i, [0.0, 0.0])
             counts[0] += outcome.passes
             counts[1] += len(outcome.rewards) - outcome.passes
+            self.looks[i] += 1  # every group is a look, two of one item in one step included
+            self.taught[i] |= outcome.passes > 0 or outcome.informative
             by_domain.setdefault(outcome.domain, []).append(outcome)
         for i, (passes, fails) in added.items():
             # fold the faded evidence in at this step, then add the step's outcomes
@@ -221,7 +294,9 @@ class RLCSSampler:
     # -- dashboard and state -------------------------------------------------
     def metrics(self) -> dict[str, float]:
         means = self.pass_rate_means()
-        tiers = maths.tier_of(means, self.config.easy_above, self.config.hard_below)
+        retired = self.retired()
+        # a retired item is hard whatever its faded evidence says now
+        tiers = np.where(retired, 0, maths.tier_of(means, self.config.easy_above, self.config.hard_below))
         picked_tiers = Counter(tiers[self.last_picked].tolist()) if self.last_picked else Counter()
         metrics = {
             "curriculum/zero_variance_frac": self.last_zero_variance,
@@ -229,6 +304,7 @@ class RLCSSampler:
                                                                 self.config.max_expansion),
             "curriculum/rollouts_total": self.rollouts_total,
             "curriculum/informative_total": self.informative_total,
+            "curriculum/retired": int(retired.sum()),
         }
         for t, name in enumerate(TIERS):
             metrics[f"curriculum/tier/{name}"] = float((tiers == t).mean())
@@ -262,6 +338,7 @@ class RLCSSampler:
     def state_dict(self) -> dict:
         return {
             "passes": self.passes.tolist(), "fails": self.fails.tolist(), "last_seen": self.last_seen.tolist(),
+            "looks": self.looks.tolist(), "taught": self.taught.tolist(),
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
             "first_looks": self.first_looks.tolist(), "drift": self.drift.tolist(),
@@ -276,6 +353,9 @@ class RLCSSampler:
             raise ValueError("sampler state was saved for a different dataset (example ids differ)")
         self.passes, self.fails = np.array(state["passes"]), np.array(state["fails"])
         self.last_seen = np.array(state["last_seen"], dtype=np.int64)
+        # states saved before retirement existed restore with no looks counted: items retire afresh
+        self.looks = np.array(state.get("looks", np.zeros(len(self.examples))), dtype=np.int64)
+        self.taught = np.array(state.get("taught", np.zeros(len(self.examples))), dtype=bool)
         self.step = state["step"]
         self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
         self.zero_variance_ema = state["zero_variance_ema"]

@@ -1,70 +1,20 @@
-"""The sampler interface the RL loop talks to, and the uniform baseline.
-
-Every process holds its own sampler, seeded alike and fed the same gathered
-outcomes in the same order, so all make the same pick without communicating.
-"""
+"""The baselines behind the sampler interface: ``uniform`` and ``dapo``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar
 
-from rlcs.curriculum.maths import reward_variance
+from pydantic import Field
 
-SIGNAL_RTOL = 1e-4
-
-
-def carries_signal(rewards: Sequence[float], rtol: float = SIGNAL_RTOL) -> bool:
-    """Whether a group's rewards differ, so its advantages are not all zero: their (population) standard
-    deviation exceeds ``rtol`` of the reward scale (the largest magnitude, at least 1). Partial credit
-    counts (0.5 and 0.8 differ although neither passes); float noise (0.5 and 0.50001) does not."""
-    if not rewards:
-        return False
-    return reward_variance(rewards) ** 0.5 > rtol * max(1.0, max(abs(r) for r in rewards))
-
-
-@dataclass
-class GroupOutcome:
-    example_id: str
-    domain: str
-    rewards: list[float]
-    passes: int  # completions whose reward reached the pass threshold (the pass-rate evidence)
-
-    @property
-    def informative(self) -> bool:
-        """The group carries gradient: its rewards differ (partial credit counts, see ``carries_signal``)."""
-        return carries_signal(self.rewards)
-
-
-class Sampler(Protocol):
-    """What the RL loop asks of a sampler, in the order it asks it each step."""
-
-    def rollout_count(self, batch: int) -> int:
-        """How many examples to roll out for a batch of ``batch`` groups."""
-
-    def pick(self, count: int) -> list[dict]: ...
-
-    def update(self, outcomes: Sequence[GroupOutcome]) -> None: ...
-
-    def refill(self, outcomes: Sequence[GroupOutcome], batch: int) -> int:
-        """How many more examples to roll out this step, given this step's outcomes so far (0: none)."""
-
-    def select(self, outcomes: Sequence[GroupOutcome], batch: int) -> list[int]:
-        """Indices of the ``batch`` groups the optimizer trains on."""
-
-    def metrics(self) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
+from rlcs.curriculum.interface import GroupOutcome, SamplerOptions
 
 
 class UniformSampler:
     """Every example equally often: shuffled passes over the data, without replacement."""
+
+    Options: ClassVar[type[SamplerOptions] | None] = None
 
     def __init__(self, examples: Sequence[dict], seed: int):
         if not examples:
@@ -76,6 +26,11 @@ class UniformSampler:
         self.epoch = 0
         self.rollouts_total = self.informative_total = 0
         self.last_zero_variance = 0.0
+
+    @classmethod
+    def build(cls, examples: Sequence[dict], options: SamplerOptions | None, group_size: int,
+              seed: int) -> UniformSampler:
+        return cls(examples, seed)
 
     def pick(self, count: int) -> list[dict]:
         picked = []
@@ -121,15 +76,28 @@ class UniformSampler:
         self.last_zero_variance = state["last_zero_variance"]
 
 
+class DapoOptions(SamplerOptions):
+    """``sampler.dapo``: regenerate until the batch holds only informative groups."""
+
+    max_refills: int = Field(3, ge=0, description="extra rollout rounds per step at most")
+
+
 class DapoSampler(UniformSampler):
     """DAPO's dynamic sampling: uniform picks, zero-variance groups dropped, more rolled out until the
     batch is full of informative groups or ``max_refills`` extra rounds are spent."""
+
+    Options: ClassVar[type[SamplerOptions] | None] = DapoOptions
 
     def __init__(self, examples: Sequence[dict], seed: int, max_refills: int):
         super().__init__(examples, seed)
         self.max_refills = max_refills
         self.rounds = 0
         self.short_steps = 0
+
+    @classmethod
+    def build(cls, examples: Sequence[dict], options: SamplerOptions | None, group_size: int,
+              seed: int) -> DapoSampler:
+        return cls(examples, seed, (options if options is not None else DapoOptions()).max_refills)
 
     def refill(self, outcomes: Sequence[GroupOutcome], batch: int) -> int:
         self.rounds += 1
@@ -154,21 +122,3 @@ class DapoSampler(UniformSampler):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.rounds, self.short_steps = state["rounds"], state["short_steps"]
-
-
-def build_sampler(config, examples: Sequence[dict], group_size: int, seed: int) -> Sampler:
-    if config.name == "uniform":
-        return UniformSampler(examples, seed)
-    if config.name == "dapo":
-        return DapoSampler(examples, seed, config.max_refills)
-    if config.name == "rlcs":
-        from rlcs.curriculum.sampler import RLCSSampler
-
-        return RLCSSampler(examples, config, group_size, seed)
-    raise ValueError(f"unknown sampler {config.name!r}")
-
-
-def state_digest(sampler: Sampler) -> str:
-    """A short fingerprint of the sampler's state, to check all processes agree."""
-    state = json.dumps(sampler.state_dict(), sort_keys=True, default=str)
-    return hashlib.sha1(state.encode()).hexdigest()[:16]
