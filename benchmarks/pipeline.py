@@ -1,6 +1,9 @@
-"""Wall time of ./launch.sh on the tiny recipe per step, and held-out accuracy after SFT.
+"""Wall time of ./launch.sh on a recipe folder per step, held-out accuracy after SFT, and RL's before/after.
 
-    python benchmarks/pipeline.py [--out outputs/bench-pipeline] [--skip-launch]
+    python benchmarks/pipeline.py [--recipe recipes/tiny] [--out outputs/bench-pipeline] [--skip-launch]
+
+The default folder writes the `pipeline` section of docs/benchmarks.md; another folder writes
+`pipeline-<folder name>` (e.g. `pipeline-tiny-vl` for the tiny GLM-4V of recipes/tiny-vl).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
@@ -18,22 +23,27 @@ from rlcs.config import ModelConfig  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table, recipe_router  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
-from rlcs.runtime import load_model, load_tokenizer  # noqa: E402
+from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="outputs/bench-pipeline")
+    parser.add_argument("--recipe", default="recipes/tiny", help="recipe folder for ./launch.sh")
+    parser.add_argument("--out", default=None, help="default: outputs/bench-pipeline[-<folder name>]")
     parser.add_argument("--skip-launch", action="store_true", help="reuse an existing run in --out")
     args = parser.parse_args()
+    folder = Path(args.recipe).name
+    default = folder == "tiny"
+    args.out = args.out or ("outputs/bench-pipeline" if default else f"outputs/bench-pipeline-{folder}")
     out = REPO / args.out
+    data_dir = yaml.safe_load((REPO / args.recipe / "data.yaml").read_text())["output_dir"]
 
     total = None
     if not args.skip_launch:
         started = time.time()
-        subprocess.run(["./launch.sh", "--out", args.out], cwd=REPO, check=True)
+        subprocess.run(["./launch.sh", args.recipe, "--out", args.out], cwd=REPO, check=True)
         total = time.time() - started
         (out / "launch_total_s.txt").write_text(f"{total:.1f}\n")  # so --skip-launch can report it
     elif (out / "launch_total_s.txt").exists():
@@ -41,32 +51,34 @@ def main() -> None:
     timings = [line.split("\t") for line in (out / "launch_times.tsv").read_text().splitlines()]
 
     config = ModelConfig(path=str(out / "sft" / "model"))
-    examples = load_examples(str(REPO / "data/tiny/eval.jsonl"))
-    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", config.path, examples)
+    processor = load_processor(config) if reads_images(config) else None
+    examples = load_examples(str(REPO / data_dir / "eval.jsonl"), images=processor is not None)
+    recipe, router = recipe_router(REPO / args.recipe / "rl.yaml", config.path, examples)
     started = time.time()
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
-                          show_progress=False, scorer=router.score)
+                          show_progress=False, scorer=router.score, processor=processor)
     eval_seconds = time.time() - started
 
-    rl_section = _rl_before_after(out / "rl") if (out / "rl" / "metrics.jsonl").exists() else ""
+    rl_section = _rl_before_after(out / "rl", folder) if (out / "rl" / "metrics.jsonl").exists() else ""
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
-    write_section("pipeline", f"""
-## Tiny pipeline: `./launch.sh` wall time per step
+    command = "python benchmarks/pipeline.py" + ("" if default else f" --recipe {args.recipe}")
+    write_section("pipeline" if default else f"pipeline-{folder}", f"""
+## Pipeline of `{args.recipe}`: `./launch.sh` wall time per step
 
-Command: `python benchmarks/pipeline.py` (runs `./launch.sh --out {args.out}` with the default
-`recipes/tiny/` and `recipes/accelerate/cpu.yaml`, then greedy evaluation). Machine: {machine()}.
+Command: `{command}` (runs `./launch.sh {args.recipe} --out {args.out}` with
+`recipes/accelerate/cpu.yaml`, then greedy evaluation). Machine: {machine()}.
 
 | step | seconds |
 |---|---|
 {rows}
 {total_line}
 
-## Held-out accuracy after SFT (tiny model, greedy)
+## Held-out accuracy after SFT (`{args.recipe}`, greedy)
 
-All {len(examples)} held-out examples of `data/tiny/eval.jsonl` (ids excluded from every training split),
-greedy, evaluation took {eval_seconds:.0f} s. Scored by the domain verifiers of `recipes/tiny/rl.yaml` (the
-RL reward; transcription's is partial credit by edit distance):
+All {len(examples)} held-out examples of `{data_dir}/eval.jsonl` (ids excluded from every training split),
+greedy, evaluation took {eval_seconds:.0f} s. Scored by the domain verifiers of `{args.recipe}/rl.yaml` (the
+RL reward; transcription's and ocr's are partial credit by edit distance, grounding's by box IoU):
 
 {format_table(metrics)}
 
@@ -77,7 +89,7 @@ Exact boxed answer after whitespace normalisation:
 """)
 
 
-def _rl_before_after(rl_dir: Path) -> str:
+def _rl_before_after(rl_dir: Path, folder: str) -> str:
     """Held-out scores logged by the RL stage before its first step and after its last."""
     rows = [r for r in read_metrics(rl_dir) if "eval/accuracy" in r]
     before, after = rows[0], rows[-1]
@@ -97,7 +109,7 @@ def _rl_before_after(rl_dir: Path) -> str:
     k = max(1, len(rewards) // 5)
     titles = {"accuracy": "greedy, verifier", "exact": "greedy, exact", "pass@1": "pass@1 sampled, verifier"}
     return f"""
-## Held-out scores before and after RL (tiny recipe)
+## Held-out scores before and after RL (`{folder}` recipe)
 
 The RL stage's own evaluation (`eval_max_examples` held-out items, a fixed draw) at step 0
 and after step {after['step']}: greedy scored by the verifiers, greedy exact match, and pass@1 of

@@ -1,10 +1,21 @@
-"""Conversations -> token ids with loss only on the final assistant response."""
+"""Conversations -> token ids with loss only on the final assistant response.
+
+A row with ``images`` becomes a user turn whose content is a list of parts in
+the chat-template style (one ``{"type": "image"}`` per image, then the text);
+its tokens come from the model's processor, which expands each image
+placeholder to the image's patch tokens and returns the pixel tensors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
+from rlcs.engine import Prompt
 from rlcs.packing import IGNORE, TokenizedSequence
+from rlcs.vision import split_processor_output
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> str:
@@ -13,15 +24,36 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> s
 
 
 def example_messages(example: dict) -> list[dict]:
-    """A data row's conversation: its ``messages`` (roles and contents only) or its ``prompt`` as one user turn."""
-    if "messages" in example:
+    """A data row's conversation: its ``messages`` (roles and contents only) or its ``prompt`` as one user
+    turn, with one image part per entry of ``images`` ahead of the text."""
+    if example.get("messages") is not None:
         return [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
-    return [{"role": "user", "content": example["prompt"]}]
+    images = example.get("images") or []
+    if not images:
+        return [{"role": "user", "content": example["prompt"]}]
+    parts = [{"type": "image"} for _ in images] + [{"type": "text", "text": example["prompt"]}]
+    return [{"role": "user", "content": parts}]
+
+
+def load_images(paths: Sequence[str]) -> list[Image.Image]:
+    """RGB images from paths the data loader has already checked (rlcs/data.py)."""
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
 
 
 def example_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> str:
     """The prompt text of a data row, as rollout, eval, grading and ``rlcs plan`` give it to the model."""
     return render_prompt(tokenizer, example_messages(example))
+
+
+def example_request(tokenizer: PreTrainedTokenizerBase, example: dict) -> str | Prompt:
+    """What the engine is given for a data row: its prompt text, with the row's images when it has any."""
+    text = example_prompt(tokenizer, example)
+    images = example.get("images") or []
+    return Prompt(text, tuple(load_images(images))) if images else text
 
 
 def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> TokenizedSequence:
@@ -53,3 +85,25 @@ def tokenize_document(tokenizer: PreTrainedTokenizerBase, text: str) -> Tokenize
     """A pretraining document, closed with EOS so the model learns where documents end."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return TokenizedSequence(ids, list(ids))
+
+
+def tokenize_image_conversation(processor, messages: list[dict], images: Sequence[Image.Image]) -> TokenizedSequence:
+    """``tokenize_conversation`` through a vision-language processor: labels cover the last assistant turn,
+    and ``vision`` holds what the processor returns besides token ids (``pixel_values``,
+    ``image_grid_thw``, per-token type ids), without the batch dimension of per-token ones.
+
+    The prompt is processed with the same images and must be a token prefix of the whole conversation;
+    the processor's image expansion changes the text, so character offsets cannot be used here."""
+    if not messages or messages[-1]["role"] != "assistant":
+        raise ValueError("the conversation must end with an assistant message")
+    full_text = processor.apply_chat_template(messages, tokenize=False)
+    prompt_text = processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    ids, vision = split_processor_output(processor(text=[full_text], images=list(images) or None,
+                                                   return_tensors="pt"))
+    prompt_ids, _ = split_processor_output(processor(text=[prompt_text], images=list(images) or None,
+                                                     return_tensors="pt"))
+    if ids[:len(prompt_ids)] != prompt_ids:
+        raise ValueError("the processor does not render the prompt as a token prefix of the full conversation; "
+                         "prompt masking needs that property")
+    labels = [IGNORE] * len(prompt_ids) + ids[len(prompt_ids):]
+    return TokenizedSequence(ids, labels, vision)

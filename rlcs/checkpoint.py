@@ -13,15 +13,15 @@ import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, ProcessorMixin
 
 from rlcs.lora import adapter_parameters, is_lora, merged_parameters
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBase, directory: str | Path,
-               extra: dict | None = None) -> Path:
+def save_model(accelerator: Accelerator, model, tokenizer: PreTrainedTokenizerBase | ProcessorMixin,
+               directory: str | Path, extra: dict | None = None) -> Path:
     """A LoRA model is written twice: merged into ``directory`` (a plain model the next stage, eval and
     vLLM load) and as the adapter alone in ``directory/adapter``."""
     directory = Path(directory)

@@ -71,6 +71,8 @@ class ModelConfig(Section):
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
     lora: LoraConfig | None = Field(None, description="train LoRA adapters instead of every weight")
+    freeze_vision: bool = Field(False, description="image-text models: keep the vision tower (ViT) fixed; the "
+                                "projector and the decoder train (with lora: no adapters in the tower)")
 
 
 class OptimConfig(Section):
@@ -82,6 +84,8 @@ class OptimConfig(Section):
     warmup_steps: int = Field(0, ge=0)
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a share of lr")
+    lr_vision: float | None = Field(None, gt=0, description="image-text models: the vision tower's lr (default lr)")
+    lr_projector: float | None = Field(None, gt=0, description="image-text models: the projector's lr (default lr)")
 
 
 class TrainConfig(Section):
@@ -301,7 +305,10 @@ class SuiteRecipe(Section):
 
     output_dir: str
     seed: int = 0
-    domains: list[Literal["arithmetic", "algebra", "choice", "transcription", "counting"]] = [
+    # text domains (rlcs/tasks/) and image domains drawn with Pillow (rlcs/tasks/visual.py); image rows need
+    # an image-text model
+    domains: list[Literal["arithmetic", "algebra", "choice", "transcription", "counting",
+                          "shapes", "ocr", "grounding", "chart"]] = [
         "arithmetic", "algebra", "choice", "transcription", "counting",
     ]
     levels: list[int] = [1, 2, 3, 4]

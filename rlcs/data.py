@@ -7,6 +7,7 @@ naming the source and the row (and, for JSONL, the line).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,19 +26,39 @@ class DataError(ValueError):
 _VISUAL_FIELDS = ("images", "image", "videos", "video")
 
 
-def _no_images(row: BaseModel) -> None:
-    """Vision-language training is not built yet: an image row is an error, never a silent text-only row."""
+def _visual_fields(row: BaseModel) -> list[str]:
+    """The non-empty image or video fields of a row, including image parts inside its messages."""
     fields = {"images": getattr(row, "images", None), **(row.model_extra or {})}
-    for name in _VISUAL_FIELDS:
-        if fields.get(name):
-            raise ValueError(f"{name!r} is not supported yet: rlcs trains text-only models, and this row would "
-                             "be trained without it; remove the field or drop the row")
+    found = [name for name in _VISUAL_FIELDS if fields.get(name)]
+    if any(part.get("type") in ("image", "video") for m in getattr(row, "messages", None) or []
+           if isinstance(m.content, list) for part in m.content):
+        found.append("messages (image parts)")
+    return found
+
+
+def _image_paths(row: BaseModel) -> list[str]:
+    """The row's image paths in placeholder order: ``images``, or the ``image``/``path``/``url`` of each image
+    part of its messages (not both)."""
+    from_parts = [str(part.get("image") or part.get("path") or part.get("url") or "")
+                  for m in getattr(row, "messages", None) or [] if isinstance(m.content, list)
+                  for part in m.content if part.get("type") == "image"]
+    if from_parts and row.images:
+        raise ValueError("give images either in 'images' or as image parts of 'messages', not both")
+    if any(not path for path in from_parts):
+        raise ValueError("an image part of 'messages' names no file ('image', 'path' or 'url')")
+    return from_parts or list(row.images or [])
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
-    content: str
+    content: str | list[dict[str, Any]]  # a list: chat-template parts, e.g. {"type": "image", "image": "a.png"}
+
+
+def _template_messages(messages: list[Message]) -> list[dict]:
+    """Roles and contents for the chat template; image parts keep only their type (the files travel apart)."""
+    return [{"role": m.role, "content": m.content if isinstance(m.content, str) else
+             [{"type": "image"} if part.get("type") == "image" else part for part in m.content]} for m in messages]
 
 
 class ExampleRow(BaseModel):
@@ -59,21 +80,21 @@ class ExampleRow(BaseModel):
             raise ValueError("exactly one of 'prompt' or 'messages' is required")
         if self.answer is None:
             raise ValueError("'answer' must not be null")
-        _no_images(self)
         return self
 
 
 class SFTRow(BaseModel):
-    """An SFT trace: ``prompt`` + ``response``, or ``messages`` ending with the assistant turn."""
+    """An SFT trace: ``prompt`` + ``response``, or ``messages`` ending with the assistant turn; ``images``
+    for an image-text model."""
 
     model_config = ConfigDict(extra="allow")
     prompt: str | None = None
     response: str | None = None
     messages: list[Message] | None = None
+    images: list[str] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> SFTRow:
-        _no_images(self)
         if self.messages is not None:
             if not self.messages or self.messages[-1].role != "assistant":
                 raise ValueError("'messages' must end with an assistant message")
@@ -83,8 +104,19 @@ class SFTRow(BaseModel):
 
     def as_messages(self) -> list[dict]:
         if self.messages is not None:
-            return [{"role": m.role, "content": m.content} for m in self.messages]
-        return [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.response}]
+            return _template_messages(self.messages)
+        images = self.images or []
+        parts = [{"type": "image"} for _ in images] + [{"type": "text", "text": self.prompt}]
+        user = parts if images else self.prompt
+        return [{"role": "user", "content": user}, {"role": "assistant", "content": self.response}]
+
+
+@dataclass
+class Conversation:
+    """An SFT row ready for tokenization: template messages and the image files, checked, in order."""
+
+    messages: list[dict]
+    images: list[str] = field(default_factory=list)
 
 
 def load_rows(source: str, split: str = "train") -> datasets.Dataset:
@@ -122,26 +154,60 @@ def _check_jsonl(path: Path) -> None:
                 raise DataError(f"{path}:{line_number}: each line must be a JSON object")
 
 
-def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str) -> list[BaseModel]:
+def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str,
+               images: bool = False) -> list[tuple[BaseModel, list[str]]]:
+    """Each row checked against ``schema``, with its image files (absolute paths, each opened and
+    verified). ``images=False`` (a text-only model): a row with images is an error, never a row
+    silently trained without them."""
     out = []
     for index, row in enumerate(rows):
         try:
-            out.append(schema.model_validate(row))
+            parsed = schema.model_validate(row)
+            if not images and _visual_fields(parsed):
+                raise ValueError(f"{_visual_fields(parsed)[0]!r} is not supported by this recipe's model, a "
+                                 "text-only one, and the row would be trained without it; use an image-text model "
+                                 "(docs/vision.md), or remove the field or drop the row")
+            paths = [_checked_image(path, source) for path in _image_paths(parsed)] if images else []
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg'].removeprefix('Value error, ')}"
                 for e in exc.errors()
             )
             raise DataError(f"{source}: row {index + 1}: {problems}") from None
+        except ValueError as exc:
+            raise DataError(f"{source}: row {index + 1}: {exc}") from None
+        out.append((parsed, paths))
     return out
 
 
-def load_examples(source: str, split: str = "train") -> list[dict]:
+def _checked_image(path: str, source: str) -> str:
+    """An image path resolved against the data file's folder (absolute paths stay), which must open as an
+    image: a missing or unreadable file stops the run here, before any compute."""
+    from PIL import Image, UnidentifiedImageError
+
+    resolved = Path(path).expanduser()
+    if not resolved.is_absolute():
+        resolved = Path(source).expanduser().parent / resolved
+    if not resolved.is_file():
+        raise ValueError(f"image file not found: {path} (looked for {resolved})")
+    try:
+        with Image.open(resolved) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"image file {path} cannot be read as an image: {exc}") from None
+    return str(resolved.resolve())
+
+
+def load_examples(source: str, split: str = "train", images: bool = False) -> list[dict]:
     """RL/eval examples as plain dicts, each with a stable ``id``, unique in the source: the sampler keeps
     its evidence per id, so a second row with the same id would take the first one's place."""
     examples, row_of_id = [], {}
-    for number, row in enumerate(_validated(load_rows(source, split), ExampleRow, source), start=1):
+    for number, (row, paths) in enumerate(_validated(load_rows(source, split), ExampleRow, source, images), start=1):
         example = row.model_dump(exclude_none=True)
+        if row.messages is not None:
+            example["messages"] = _template_messages(row.messages)
+        if paths:
+            example["images"] = paths
         if "id" not in example:
             text = row.prompt if row.prompt is not None else json.dumps(example["messages"], sort_keys=True)
             example["id"] = example_id(row.domain, text)
@@ -154,8 +220,10 @@ def load_examples(source: str, split: str = "train") -> list[dict]:
     return examples
 
 
-def load_sft_conversations(source: str, split: str = "train") -> list[list[dict]]:
-    return [row.as_messages() for row in _validated(load_rows(source, split), SFTRow, source)]
+def load_sft_conversations(source: str, split: str = "train", images: bool = False) -> list[Conversation]:
+    """SFT rows as conversations; ``images``: the model reads images (each file checked here)."""
+    return [Conversation(row.as_messages(), paths)
+            for row, paths in _validated(load_rows(source, split), SFTRow, source, images)]
 
 
 def load_texts(source: str, field: str = "text", split: str = "train") -> list[str]:

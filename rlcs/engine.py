@@ -29,6 +29,7 @@ import torch
 from transformers import GenerationConfig
 
 from rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
+from rlcs.vision import split_processor_output, vision_token_ids
 from rlcs.zero3 import generation_weights, is_zero3, unwrapped_model
 
 
@@ -57,6 +58,14 @@ def greedy(max_new_tokens: int) -> SamplingParams:
     return SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, force_answer=False)
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt and the images its placeholders stand for (``rlcs.chat.example_request``)."""
+
+    text: str
+    images: tuple = ()  # PIL images, in placeholder order
+
+
 @dataclass
 class Completion:
     prompt_index: int
@@ -69,13 +78,16 @@ class Completion:
     # the engine's log-probability of each token at the sampling temperature, where the engine reports
     # them (vLLM); NaN at inserted tokens
     logprobs: list[float] | None = None
+    # the processor's tensors for the prompt's images (pixel_values, image_grid_thw, per-token type ids
+    # over prompt_ids); None for a text prompt
+    vision: dict[str, torch.Tensor] | None = None
 
 
 class GenerationEngine(Protocol):
     def sync_weights(self) -> None:
         """Make the next ``generate`` use the policy's current weights."""
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
+    def generate(self, prompts: list[str | Prompt], n: int, params: SamplingParams,
                  progress: str | None = None) -> list[Completion]:
         """``n`` completions per prompt, grouped by prompt in prompt order."""
 
@@ -103,8 +115,10 @@ class TokenEngine:
 
     reports_logprobs = False  # whether completions carry the engine's log-probabilities
 
-    def __init__(self, tokenizer, generation_config: GenerationConfig | None = None, accelerator=None):
-        self.tokenizer, self.accelerator = tokenizer, accelerator
+    def __init__(self, tokenizer, generation_config: GenerationConfig | None = None, accelerator=None,
+                 processor=None):
+        self.tokenizer, self.accelerator, self.processor = tokenizer, accelerator, processor
+        self.never_generated = vision_token_ids(processor) if processor is not None else []
         self.stops = stop_ids(tokenizer, generation_config)
         self.answer_close_is_one_token = _single_token_id(tokenizer, ANSWER_CLOSE) is not None
         self.force_ids = tokenizer(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False)["input_ids"]
@@ -115,13 +129,16 @@ class TokenEngine:
     def release_memory(self) -> None:
         """Nothing to free where generation runs on the training model's own parameters."""
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
+    def generate(self, prompts: list[str | Prompt], n: int, params: SamplingParams,
                  progress: str | None = None) -> list[Completion]:
-        prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        encoded = [self._encode(p) for p in prompts]
+        prompt_ids = [ids for ids, _ in encoded]
+        visions = [vision for _, vision in encoded]
         think_budget = params.max_new_tokens - (params.answer_budget if params.force_answer else 0)
         with self._generating():
-            first = self._continue(prompt_ids, n, think_budget, params, progress)
-            completions = [Completion(index // n, prompt_ids[index // n], tokens, [1] * len(tokens), logprobs=lps)
+            first = self._continue(prompt_ids, n, think_budget, params, progress, visions)
+            completions = [Completion(index // n, prompt_ids[index // n], tokens, [1] * len(tokens), logprobs=lps,
+                                      vision=visions[index // n])
                            for index, (tokens, lps) in enumerate(first)]
             if params.force_answer:
                 self._force_answers(completions, params)
@@ -130,13 +147,27 @@ class TokenEngine:
             completion.truncated = not self._finished(completion.token_ids, completion.text)
         return completions
 
+    def _encode(self, prompt: str | Prompt) -> tuple[list[int], dict[str, torch.Tensor] | None]:
+        """Token ids of a prompt and, for one with images, the processor's tensors (its placeholders
+        expanded to each image's patch tokens)."""
+        if isinstance(prompt, str) or not prompt.images:
+            text = prompt if isinstance(prompt, str) else prompt.text
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"], None
+        if self.processor is None:
+            raise ValueError("a prompt with images needs the model's processor; this engine was built without one "
+                             "(is the recipe's model a vision-language model?)")
+        return split_processor_output(self.processor(text=[prompt.text], images=list(prompt.images),
+                                                     return_tensors="pt"))
+
     def _generating(self):
         return contextlib.nullcontext()
 
     def _continue(self, contexts: list[list[int]], n: int, max_new_tokens: int, params: SamplingParams,
-                  progress: str | None = None) -> list[tuple[list[int], list[float] | None]]:
+                  progress: str | None = None, visions: list | None = None
+                  ) -> list[tuple[list[int], list[float] | None]]:
         """``n`` continuations per context, grouped by context: (new tokens cut after the first stop,
-        their log-probabilities where the engine reports them)."""
+        their log-probabilities where the engine reports them). ``visions``: per context, the image
+        tensors of its prompt (None for text)."""
         raise NotImplementedError
 
     def _force_answers(self, completions: list[Completion], params: SamplingParams) -> None:
@@ -144,7 +175,7 @@ class TokenEngine:
         # </think> is looked for in the text: a checkpoint's tokenizer may spell it in several tokens.
         stuck = [c for c in stuck if THINK_CLOSE not in self.tokenizer.decode(c.token_ids)]
         contexts = [c.prompt_ids + c.token_ids + self.force_ids for c in stuck]
-        answers = self._continue(contexts, 1, params.answer_budget, params)
+        answers = self._continue(contexts, 1, params.answer_budget, params, visions=[c.vision for c in stuck])
         for completion, (answer, answer_logprobs) in zip(stuck, answers):
             completion.token_ids += self.force_ids + answer
             completion.loss_mask += [0] * len(self.force_ids) + [1] * len(answer)
@@ -189,9 +220,9 @@ class HFEngine(TokenEngine):
     """Hugging Face ``generate`` on the training model itself. ``max_rows``: sequences per ``generate``
     call (contexts are sorted by length and chunked), which bounds the KV cache of one call."""
 
-    def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256):
+    def __init__(self, model, tokenizer, accelerator=None, max_rows: int = 256, processor=None):
         generation_config = getattr(unwrapped_model(model, accelerator), "generation_config", None)
-        super().__init__(tokenizer, generation_config, accelerator)
+        super().__init__(tokenizer, generation_config, accelerator, processor)
         self.model, self.max_rows = model, max_rows
         self._active = None  # the model with its weights gathered, while generating
 
@@ -207,12 +238,14 @@ class HFEngine(TokenEngine):
                 self._active = None
                 model.train(was_training)
 
-    def _continue(self, contexts, n, max_new_tokens, params, progress=None):
+    def _continue(self, contexts, n, max_new_tokens, params, progress=None, visions=None):
         rows = [context for context in contexts for _ in range(n)]
-        return [(tokens, None) for tokens in self._generate_all(self._active, rows, max_new_tokens, params, progress)]
+        row_visions = [vision for vision in (visions or [None] * len(contexts)) for _ in range(n)]
+        return [(tokens, None) for tokens in self._generate_all(self._active, rows, max_new_tokens, params, progress,
+                                                                row_visions)]
 
     def _generate_all(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams,
-                      progress: str | None = None) -> list[list[int]]:
+                      progress: str | None = None, visions: list | None = None) -> list[list[int]]:
         """New tokens per context, in chunks of at most ``max_rows`` contexts of similar length; as many
         ``generate`` calls as the process that needs the most (the others run a throw-away row)."""
         order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
@@ -223,12 +256,14 @@ class HFEngine(TokenEngine):
             if call >= len(chunks):
                 self._sample(model, [list(self.force_ids)], max_new_tokens, params)
                 continue
+            chunk_visions = [visions[i] for i in chunks[call]] if visions else None
             for index, tokens in zip(chunks[call], self._sample(model, [contexts[i] for i in chunks[call]],
-                                                                max_new_tokens, params)):
+                                                                max_new_tokens, params, chunk_visions)):
                 results[index] = tokens
         return results
 
-    def _sample(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams):
+    def _sample(self, model, contexts: list[list[int]], max_new_tokens: int, params: SamplingParams,
+                visions: list | None = None):
         """New tokens per context, cut after the first stop (kept) and without padding."""
         pad = self.tokenizer.pad_token_id
         width = max(len(c) for c in contexts)
@@ -237,6 +272,9 @@ class HFEngine(TokenEngine):
         attention = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=device)
         config = self._generation_config(max_new_tokens, params)
         extra = {} if self.answer_close_is_one_token else {"tokenizer": self.tokenizer}
+        if visions and any(v is not None for v in visions):
+            extra.update({key: value.to(device) for key, value in
+                          batch_vision(visions, [len(c) for c in contexts], width, left_pad=True).items()})
         with _only_this_config(model, config):
             output = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
                                     synced_gpus=self._processes() > 1 and is_zero3(self.accelerator), **extra)
@@ -252,7 +290,8 @@ class HFEngine(TokenEngine):
         return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not params.greedy, num_beams=1,
                                 repetition_penalty=1.0, no_repeat_ngram_size=0, length_penalty=1.0,
                                 eos_token_id=self.stops, pad_token_id=self.tokenizer.pad_token_id,
-                                stop_strings=stop_strings, **sampling)
+                                stop_strings=stop_strings, suppress_tokens=self.never_generated or None,
+                                **sampling)
 
     def _most_over_processes(self, count: int) -> int:
         if self._processes() == 1:
@@ -262,14 +301,40 @@ class HFEngine(TokenEngine):
 
 
 def build_engine(rollout, model, tokenizer, accelerator, model_config, seed: int,
-                 max_rows: int | None = None) -> TokenEngine:
+                 max_rows: int | None = None, processor=None) -> TokenEngine:
     """The engine a recipe's ``rollout.engine`` names, for ``model`` (the policy, prepared); ``max_rows``
-    overrides ``rollout.max_rows_per_generate`` (HF only: vLLM schedules its own batches)."""
+    overrides ``rollout.max_rows_per_generate`` (HF only: vLLM schedules its own batches). ``processor``:
+    a vision-language model's, for prompts with images (HF engine only, so far)."""
     if rollout.engine == "vllm":
+        if processor is not None:
+            raise ValueError("rollout.engine: vllm does not take image prompts in rlcs yet; use the hf engine "
+                             "for vision-language models")
         from rlcs.vllm_engine import VLLMEngine
 
         return VLLMEngine(model, tokenizer, accelerator, model_config, rollout.vllm, seed)
-    return HFEngine(model, tokenizer, accelerator, max_rows or rollout.max_rows_per_generate)
+    return HFEngine(model, tokenizer, accelerator, max_rows or rollout.max_rows_per_generate, processor)
+
+
+def batch_vision(visions: list[dict | None], lengths: list[int], width: int, left_pad: bool = False
+                 ) -> dict[str, torch.Tensor]:
+    """One batch's image tensors from its rows' (None for a text row): per-token tensors (as long as the
+    row's prompt, or its whole ``lengths`` entry) padded with 0 to ``width`` on the side the ids are
+    padded; per-image tensors (pixel_values, image_grid_thw) concatenated in row order."""
+    keys = sorted({key for vision in visions if vision for key in vision})
+    out = {}
+    for key in keys:
+        present = [v[key] for v in visions if v and key in v]
+        if present[0].ndim == 1:  # per token over the prompt
+            rows = []
+            for vision, length in zip(visions, lengths):
+                value = vision[key] if vision and key in vision else torch.zeros(0, dtype=present[0].dtype)
+                value = torch.nn.functional.pad(value, (0, length - len(value)))  # generated tokens are text
+                pad = (width - length, 0) if left_pad else (0, width - length)
+                rows.append(torch.nn.functional.pad(value, pad))
+            out[key] = torch.stack(rows)
+        else:
+            out[key] = torch.cat(present)
+    return out
 
 
 @contextlib.contextmanager

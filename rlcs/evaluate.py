@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rewards.extract import extract_answer
-from rlcs.chat import example_prompt
+from rlcs.chat import example_request
 from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 
@@ -85,12 +85,13 @@ def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer |
 
 
 def evaluate(model, tokenizer, examples: list[dict], max_new_tokens: int = 320, batch_size: int = 64,
-             show_progress: bool = True, scorer: Scorer | None = None) -> tuple[dict[str, float], list[dict]]:
-    """Greedy evaluation of one model in this process (no sampling)."""
+             show_progress: bool = True, scorer: Scorer | None = None,
+             processor=None) -> tuple[dict[str, float], list[dict]]:
+    """Greedy evaluation of one model in this process (no sampling); ``processor``: an image-text model's."""
     from rlcs.engine import HFEngine, greedy
 
-    prompts = [example_prompt(tokenizer, example) for example in examples]
-    engine = HFEngine(model, tokenizer, max_rows=batch_size)
+    prompts = [example_request(tokenizer, example) for example in examples]
+    engine = HFEngine(model, tokenizer, max_rows=batch_size, processor=processor)
     completions = engine.generate(prompts, 1, greedy(max_new_tokens), progress="eval" if show_progress else None)
     return score_eval(examples, [c.text for c in completions], scorer)
 
@@ -109,14 +110,15 @@ def format_table(metrics: dict[str, float], name: str = "accuracy") -> str:
 
 
 def main(args) -> int:
-    from rlcs.runtime import load_model, load_tokenizer
+    from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images
 
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     tokenizer, model = load_tokenizer(config), load_model(config)
-    examples = load_examples(args.data)[: args.limit]
+    processor = load_processor(config) if reads_images(config) else None
+    examples = load_examples(args.data, images=processor is not None)[: args.limit]
     router = recipe_router(args.recipe, args.model, examples, data=args.data)[1] if args.recipe else None
     metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,
-                                scorer=router.score if router else None)
+                                scorer=router.score if router else None, processor=processor)
     for name in ("accuracy", "exact") if router else ("exact",):
         title = {"accuracy": "verifier score (greedy)", "exact": "exact boxed answer (greedy)"}[name]
         print(f"{title}\n{format_table(metrics, name)}\n")

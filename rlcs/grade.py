@@ -16,13 +16,13 @@ import torch
 from accelerate import Accelerator
 
 from rewards.router import RewardRouter
-from rlcs.chat import example_prompt
+from rlcs.chat import example_request
 from rlcs.config import ModelConfig, validate_recipe
 from rlcs.data import load_examples, write_jsonl
 from rlcs.engine import SamplingParams, TokenEngine, build_engine
 from rlcs.evaluate import recipe_router
 from rlcs.metrics import progress_bar
-from rlcs.runtime import load_model, load_tokenizer
+from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images
 
 
 def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
@@ -31,7 +31,7 @@ def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRo
     progress = progress_bar(len(examples), "grade", True)
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        completions = engine.generate([example_prompt(tokenizer, e) for e in chunk], k, params)
+        completions = engine.generate([example_request(tokenizer, e) for e in chunk], k, params)
         scores = router.score([c.text for c in completions], [chunk[c.prompt_index] for c in completions])
         for j, example in enumerate(chunk):
             passes = sum(s >= pass_threshold for s in scores[j * k:(j + 1) * k])
@@ -42,18 +42,19 @@ def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRo
 
 
 def main(args) -> int:
-    examples = load_examples(args.data)[: args.limit]
+    config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
+    processor = load_processor(config) if reads_images(config) else None
+    examples = load_examples(args.data, images=processor is not None)[: args.limit]
     # Only the recipe's rewards and rollout settings matter here; its own data files need not exist.
     recipe, router = recipe_router(args.recipe, args.model, examples, data=args.data)
     torch.manual_seed(args.seed)
     accelerator = Accelerator()
-    config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     model = load_model(config).to(accelerator.device)
     params = SamplingParams.from_rollout(recipe.rollout)
     tokenizer = load_tokenizer(config)
     # the recipe's engine (rollout.engine), which generates as the RL stage will
     engine = build_engine(recipe.rollout, model, tokenizer, accelerator, config, args.seed,
-                          max_rows=max(args.batch_size * args.k, 1))
+                          max_rows=max(args.batch_size * args.k, 1), processor=processor)
     graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold, args.batch_size)
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
     write_jsonl(graded, out)

@@ -28,6 +28,8 @@ from rlcs.metrics import progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
 from rlcs.runtime import parameter_counts
+from rlcs.vision import image_filler
+from rlcs.zero3 import fill_bucket_sizes
 
 
 def train_causal_lm(
@@ -39,10 +41,15 @@ def train_causal_lm(
     train_rows: list[dict],
     eval_rows: list[dict] | None,
     packing_stats: PackingStats,
+    processor=None,
 ) -> Path:
+    """``processor``: an image-text model's, saved beside the model in place of the bare tokenizer."""
     train_cfg = recipe.train
     output_dir = Path(recipe.output_dir)
-    collate_fn = partial(collate, pad_id=tokenizer.pad_token_id)
+    # an image-text model's batches always hold an image (rlcs.vision.image_filler; its tokens are counted
+    # in the throughput metrics, its labels ignored)
+    collate_fn = partial(collate, pad_id=tokenizer.pad_token_id,
+                         image_filler=image_filler(processor) if processor is not None else None)
 
     def epoch_loader(epoch: int):
         order = list(range(len(train_rows)))
@@ -53,13 +60,15 @@ def train_causal_lm(
     eval_loader = (DataLoader(eval_rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn)
                    if eval_rows else None)
     optimizer = build_optimizer(model, recipe.optim)
+    fill_bucket_sizes(accelerator, model)
     model, optimizer = accelerator.prepare(model, optimizer)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     steps_per_epoch = max(1, math.ceil(len(epoch_loader(0)) / train_cfg.grad_accum))
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim, total_steps)
-    housekeeping = RunHousekeeping(accelerator, recipe, stage, model, tokenizer, [scheduler])
+    saved_with = processor if processor is not None else tokenizer
+    housekeeping = RunHousekeeping(accelerator, recipe, stage, model, saved_with, [scheduler])
     state, logger = housekeeping.state, housekeeping.logger
     _write_run_info(accelerator, model, output_dir, stage, total_steps, steps_per_epoch, packing_stats)
 
@@ -111,7 +120,7 @@ def train_causal_lm(
             state.epoch += 1
             state.batches_in_epoch = 0
     progress.close()
-    final = save_model(accelerator, model, tokenizer, output_dir / "model", extra={"step": state.step, "stage": stage})
+    final = save_model(accelerator, model, saved_with, output_dir / "model", extra={"step": state.step, "stage": stage})
     housekeeping.close()
     return final
 

@@ -19,8 +19,9 @@ from rlcs.config import LoraConfig
 from rlcs.zero3 import is_zero3, unwrapped_model, whole_parameter
 
 
-def apply_lora(model, config: LoraConfig):
-    """Freeze ``model`` and add trainable LoRA adapters to the layers ``config`` names."""
+def apply_lora(model, config: LoraConfig, skip_vision: bool = False):
+    """Freeze ``model`` and add trainable LoRA adapters to the layers ``config`` names; ``skip_vision``:
+    none in an image-text model's vision tower (``model.freeze_vision``), the projector still adapted."""
     try:
         from peft import LoraConfig as PeftLoraConfig
         from peft import get_peft_model
@@ -30,8 +31,15 @@ def apply_lora(model, config: LoraConfig):
     from peft.tuners.lora import LoraLayer
 
     tied_head = getattr(model.config, "tie_word_embeddings", False) and model.get_output_embeddings()
+    exclude = None
+    if skip_vision:
+        from rlcs.vision import parameter_role
+
+        exclude = [name for name, module in model.named_modules() if name and parameter_role(name + ".w") == "vision"
+                   and isinstance(module, torch.nn.Linear)]
     peft_config = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                 target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
+                                 target_modules=config.target_modules, exclude_modules=exclude, bias="none",
+                                 task_type="CAUSAL_LM")
     model = get_peft_model(model, peft_config)
     for name, module in model.get_base_model().named_modules():
         if not isinstance(module, LoraLayer):

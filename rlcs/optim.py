@@ -6,15 +6,34 @@ import torch
 from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
 
 from rlcs.config import OptimConfig
+from rlcs.vision import parameter_role
 
 
 def build_optimizer(model: torch.nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """No weight decay on biases and norm weights (the 1-D parameters), as is standard."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+    """No weight decay on biases and norm weights (the 1-D parameters), as is standard. An image-text
+    model's vision tower and projector take ``lr_vision`` / ``lr_projector`` where set (the schedule
+    scales every group's own lr)."""
+    lrs = {"decoder": config.lr, "vision": config.lr_vision or config.lr, "projector": config.lr_projector or config.lr}
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+    present: set[str] = set()
+    for name, parameter in model.named_parameters():
+        role = parameter_role(name)
+        present.add(role)
+        if parameter.requires_grad:
+            groups.setdefault((role, parameter.ndim >= 2), []).append(parameter)
+    for key, role in (("lr_vision", "vision"), ("lr_projector", "projector")):
+        if getattr(config, key) is not None and role not in present:
+            raise ValueError(f"optim.{key}: this model has no {role} parameters (set it for image-text models only)")
+    param_groups = [{"params": params, "lr": lrs[role], "weight_decay": config.weight_decay if decays else 0.0,
+                     "role": role} for (role, decays), params in sorted(groups.items(), key=_group_order)]
+    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def _group_order(item) -> tuple[int, bool]:
+    """Decoder groups first, decayed before not decayed: a text model's two groups keep the order older
+    checkpoints saved their optimizer state in."""
+    (role, decays), _ = item
+    return ("decoder", "projector", "vision").index(role), not decays
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int):

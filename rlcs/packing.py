@@ -20,6 +20,9 @@ IGNORE = -100
 class TokenizedSequence:
     input_ids: list[int]
     labels: list[int]  # IGNORE where no loss is taken (prompt tokens)
+    # what a vision-language processor returns besides the ids: per-token tensors (length len(input_ids))
+    # and per-image ones (pixel_values, image_grid_thw), concatenated along dim 0 when batched
+    vision: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -57,6 +60,9 @@ def pack_sequences(
     stats = PackingStats()
     bins: list[list[TokenizedSequence]] = []
     free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
+    if any(s.vision for s in sequences):
+        raise ValueError("image rows cannot be packed: vision-language models compute rotary positions over "
+                         "a whole row from its image grid, which restarting position ids per sequence breaks")
     for sequence in sorted(sequences, key=lambda s: len(s.input_ids), reverse=True):
         length = len(sequence.input_ids)
         if length > seq_len:
@@ -114,16 +120,23 @@ def padded_rows(
         if len(sequence.input_ids) > seq_len:
             stats.dropped_too_long += 1
             continue
-        rows.append({"input_ids": sequence.input_ids, "labels": sequence.labels})
+        rows.append({"input_ids": sequence.input_ids, "labels": sequence.labels, **(sequence.vision or {})})
         stats.real_tokens += len(sequence.input_ids)
     stats.sequences = stats.blocks = len(rows)
     return rows, stats
 
 
-def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Packed blocks (with ``position_ids``) stack as they are; plain rows are right-padded with a mask."""
+def collate(rows: list[dict], pad_id: int, image_filler: dict | None = None) -> dict[str, torch.Tensor]:
+    """Packed blocks (with ``position_ids``) stack as they are; plain rows are right-padded with a mask.
+    Vision tensors of image rows: per-token ones are padded with 0 like the ids, per-image ones
+    (``pixel_values``, ``image_grid_thw``) concatenated in row order, as the models expect.
+    ``image_filler`` (an image-text model's, ``rlcs.vision.image_filler``) is added as one more row to a
+    batch with no image, so the vision tower runs in every batch on every process (packed blocks, which
+    are text only, never get one: no process runs the tower on them)."""
     if "position_ids" in rows[0]:
         return {key: torch.tensor([row[key] for row in rows]) for key in ("input_ids", "labels", "position_ids")}
+    if image_filler is not None and not any("pixel_values" in row for row in rows):
+        rows = [*rows, image_filler]
     width = max(len(row["input_ids"]) for row in rows)
     batch = {"input_ids": [], "labels": [], "attention_mask": []}
     for row in rows:
@@ -131,7 +144,21 @@ def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Te
         batch["input_ids"].append(row["input_ids"] + [pad_id] * pad)
         batch["labels"].append(row["labels"] + [IGNORE] * pad)
         batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
-    return {key: torch.tensor(value) for key, value in batch.items()}
+    collated = {key: torch.tensor(value) for key, value in batch.items()}
+    vision_keys = sorted({key for row in rows for key in row} - {"input_ids", "labels"})
+    for key in vision_keys:
+        values = [row.get(key) for row in rows]
+        if all(_per_token(value, row) for value, row in zip(values, rows) if value is not None):
+            collated[key] = torch.stack([
+                torch.nn.functional.pad(value, (0, width - len(value))) if value is not None
+                else torch.zeros(width, dtype=torch.long) for value, row in zip(values, rows)])
+        else:
+            collated[key] = torch.cat([value for value in values if value is not None])
+    return collated
+
+
+def _per_token(value: torch.Tensor, row: dict) -> bool:
+    return value.ndim == 1 and len(value) == len(row["input_ids"])
 
 
 def count_tokens(batch: dict[str, torch.Tensor], pad_id: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from rlcs.config import ModelConfig, StageRecipe
-from rlcs.vision import is_image_text_config, load_image_text_processor
+from rlcs.vision import freeze_vision_tower, is_image_text_config, load_image_text_processor
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -87,6 +87,12 @@ def model_class(config: ModelConfig) -> type:
     return AutoModelForImageTextToText if is_image_text_config(hf_config) else AutoModelForCausalLM
 
 
+def reads_images(config: ModelConfig) -> bool:
+    """Whether the recipe's model is an image-text one: its data may carry images, and its rows go through
+    the processor."""
+    return model_class(config) is AutoModelForImageTextToText
+
+
 def load_model(config: ModelConfig) -> PreTrainedModel:
     """``from_pretrained`` for a tiny local model and a 9B hub model alike (ZeRO-3 partitions at load)."""
     model = model_class(config).from_pretrained(
@@ -107,13 +113,16 @@ def load_model(config: ModelConfig) -> PreTrainedModel:
 
 
 def load_trainable_model(config: ModelConfig) -> PreTrainedModel:
-    """The model a stage trains: ``load_model``, with LoRA adapters when the recipe asks for them."""
+    """The model a stage trains: ``load_model``, its vision tower frozen and LoRA adapters added when
+    the recipe asks for them."""
     model = load_model(config)
+    if config.freeze_vision:
+        freeze_vision_tower(model)
     if config.lora is None:
         return model
     from rlcs.lora import apply_lora
 
-    return apply_lora(model, config.lora)
+    return apply_lora(model, config.lora, skip_vision=config.freeze_vision)
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
@@ -195,3 +196,71 @@ def load_image_text_processor(source: str, trust_remote_code: bool = False) -> P
     if not is_torchvision_available() and PROCESSOR_MAPPING.get(type(config), None) is Glm4vProcessor:
         return Glm4vImageTextProcessor.from_pretrained(source)
     return AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+
+def vision_token_ids(processor: ProcessorMixin) -> list[int]:
+    """Ids of the processor's image and video markers (placeholders, begin/end): a model must never
+    generate them, since a placeholder with no image behind it breaks every later forward pass over the
+    completion (features and placeholders no longer match)."""
+    tokenizer = processor.tokenizer
+    ids = {getattr(processor, name, None) for name in ("image_token_id", "video_token_id")}
+    for token_id, token in tokenizer.added_tokens_decoder.items():
+        if token.special and any(word in token.content.lower() for word in ("image", "video", "vision")):
+            ids.add(token_id)
+    return sorted(i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id)
+
+
+def split_processor_output(output) -> tuple[list[int], dict[str, torch.Tensor]]:
+    """One processed sequence: its token ids, and everything else the processor returned, per-token
+    tensors without their batch dimension (per-image ones, such as ``pixel_values`` and
+    ``image_grid_thw``, as they are)."""
+    ids = output["input_ids"]
+    vision = {key: (value[0] if value.ndim == 2 and value.shape == ids.shape else value)
+              for key, value in output.items() if key not in ("input_ids", "attention_mask")}
+    return ids[0].tolist(), vision
+
+
+def image_filler(processor: ProcessorMixin) -> dict[str, Any]:
+    """A training row holding one small blank image and no label, added to a batch of an image-text
+    model that has no image of its own. Every process then runs the vision tower in every forward and
+    backward pass: under ZeRO-3 a process that skipped it would leave the others waiting in its
+    parameter gathers (a collective mismatch), and DDP would find unused parameters. The row is its own
+    sequence, so the other rows' outputs do not change; its labels are ignored."""
+    text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], tokenize=False)
+    ids, vision = split_processor_output(processor(text=[text], images=[Image.new("RGB", (28, 28))],
+                                                   return_tensors="pt"))
+    return {"input_ids": ids, "labels": [-100] * len(ids), **vision}
+
+
+# Where an image-text model keeps its vision tower, and the parts of it that project into the decoder.
+# GLM-4V: model.visual.{patch_embed, blocks, ...} is the ViT, model.visual.{downsample, merger} the projector;
+# Qwen2.5-VL: model.visual.merger; LLaVA-style models: a top-level multi_modal_projector.
+VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
+PROJECTOR_PARTS = ("merger", "downsample", "multi_modal_projector", "mm_projector")
+
+
+def parameter_role(name: str) -> str:
+    """``vision``, ``projector`` or ``decoder`` for a parameter name of an image-text model (every
+    parameter of a text model is ``decoder``)."""
+    parts = name.split(".")
+    if any(part in ("multi_modal_projector", "mm_projector") for part in parts):
+        return "projector"
+    for i, part in enumerate(parts):
+        if part in VISION_PREFIXES:
+            return "projector" if i + 1 < len(parts) and parts[i + 1] in PROJECTOR_PARTS else "vision"
+    return "decoder"
+
+
+def freeze_vision_tower(model: torch.nn.Module) -> int:
+    """Stop gradients to the vision tower (not the projector); the number of parameters frozen. A model
+    with no vision tower is an error: the recipe asked for something this model does not have."""
+    frozen, found = 0, False
+    for name, parameter in model.named_parameters():
+        if parameter_role(name) == "vision":
+            found = True
+            parameter.requires_grad_(False)
+            frozen += getattr(parameter, "ds_numel", parameter.numel())  # ZeRO-3 partitions at load
+    if not found:
+        raise ValueError("model.freeze_vision: this model has no vision tower (no parameter under "
+                         f"{' / '.join(VISION_PREFIXES)})")
+    return frozen

@@ -27,6 +27,27 @@ def is_zero3(accelerator) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+def fill_bucket_sizes(accelerator, model) -> None:
+    """DeepSpeed config entries set to "auto" that accelerate sizes from ``model.config.hidden_size``,
+    sized from the text config's hidden size where the config has none of its own (image-text models
+    such as GLM-4V and Qwen2.5-VL keep it under ``text_config``, and accelerate would stop). Call before
+    ``prepare``; the same formulas as accelerate's."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    config = getattr(model, "config", None)
+    if plugin is None or config is None or hasattr(config, "hidden_size") or hasattr(config, "hidden_sizes"):
+        return
+    text = config.get_text_config() if hasattr(config, "get_text_config") else None
+    hidden = getattr(text, "hidden_size", None)
+    if hidden is None:
+        return
+    sizes = {"reduce_bucket_size": hidden * hidden, "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+             "stage3_param_persistence_threshold": 10 * hidden}
+    zero = plugin.deepspeed_config.setdefault("zero_optimization", {})
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
 @contextlib.contextmanager
 def generation_weights(model, accelerator):
     """The unwrapped model with all of its weights present, for as long as the block runs. Collective

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from rlcs.config import PolicyConfig
-from rlcs.engine import Completion
+from rlcs.engine import Completion, batch_vision
 from rlcs.guards import NonFiniteGuard
 from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
 
@@ -29,20 +29,49 @@ class RolloutBatch:
     # [N, L-1] like loss_mask: the engine's log-probability of each predicted policy token, where the
     # engine reports them (vLLM), NaN elsewhere; None when it reports none
     engine_logprobs: torch.Tensor | None = None
+    # per row, the processor's tensors for its prompt's images (None for a text row); None for a text batch
+    visions: list[dict | None] | None = None
+    # an image-text model's filler row (rlcs.vision.image_filler), run with any micro-batch that has no image
+    image_filler: dict | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
     def rows(self, index: torch.Tensor) -> RolloutBatch:
         engine = self.engine_logprobs[index] if self.engine_logprobs is not None else None
+        visions = [self.visions[i] for i in index.tolist()] if self.visions is not None else None
         return RolloutBatch(self.input_ids[index], self.attention_mask[index], self.loss_mask[index],
-                            self.advantages[index], engine)
+                            self.advantages[index], engine, visions, self.image_filler)
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The forward pass's inputs: ids, mask and, for rows with images, their image tensors. With no
+        image among the rows, an image-text model gets the filler row appended (its outputs come last and
+        are not read), so every process runs the vision tower."""
+        input_ids, attention, visions = self.input_ids, self.attention_mask, self.visions
+        has_image = visions is not None and any(v is not None for v in visions)
+        if not has_image and self.image_filler is not None:
+            filler = self.image_filler["input_ids"]
+            width = input_ids.shape[1]
+            if len(filler) > width:
+                raise ValueError(f"the image filler row ({len(filler)} tokens) is longer than the batch ({width})")
+            input_ids = torch.cat([input_ids, input_ids.new_tensor([filler + [0] * (width - len(filler))])])
+            attention = torch.cat([attention, attention.new_tensor([[1] * len(filler) + [0] * (width - len(filler))])])
+            visions = [None] * len(self) + [{k: v for k, v in self.image_filler.items()
+                                             if k not in ("input_ids", "labels")}]
+            has_image = True
+        inputs = {"input_ids": input_ids, "attention_mask": attention}
+        if has_image:
+            width = input_ids.shape[1]
+            vision = batch_vision(visions, [width] * len(visions), width)
+            inputs.update({key: value.to(input_ids.device) for key, value in vision.items()})
+        return inputs
 
 
 def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id: int,
-                device: torch.device, engine_logprobs: bool = False) -> RolloutBatch:
+                device: torch.device, engine_logprobs: bool = False, image_filler: dict | None = None) -> RolloutBatch:
     """``engine_logprobs``: whether the engine reports log-probabilities (decided by the engine, not by
-    the data, so every process logs the same metrics)."""
+    the data, so every process logs the same metrics). ``image_filler``: an image-text model's
+    (``rlcs.vision.image_filler``)."""
     width = max(len(c.prompt_ids) + len(c.token_ids) for c in completions)
     ids, attention, mask, engine = [], [], [], []
     nan = math.nan
@@ -55,9 +84,11 @@ def build_batch(completions: list[Completion], advantages: torch.Tensor, pad_id:
         mask.append([0] * (len(c.prompt_ids) - 1) + c.loss_mask + [0] * pad)
         reported = c.logprobs if c.logprobs is not None else [nan] * len(c.token_ids)
         engine.append([nan] * (len(c.prompt_ids) - 1) + reported + [nan] * pad)
+    visions = [c.vision for c in completions]
     return RolloutBatch(torch.tensor(ids, device=device), torch.tensor(attention, device=device),
                         torch.tensor(mask, device=device, dtype=torch.float32), advantages.to(device),
-                        torch.tensor(engine, device=device, dtype=torch.float32) if engine_logprobs else None)
+                        torch.tensor(engine, device=device, dtype=torch.float32) if engine_logprobs else None,
+                        visions if any(v is not None for v in visions) else None, image_filler)
 
 
 def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entropy_grad: bool = False,
@@ -75,9 +106,8 @@ def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, entro
     first = int(predicting[0]) if len(predicting) else width - 2
     keep = width - first  # logits for positions first .. width-1; the last one predicts nothing
     kwargs = {"logits_to_keep": keep} if _takes_logits_to_keep(model) else {}
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
-                   **kwargs).logits
-    logits = logits[:, -keep:-1]
+    logits = model(**batch.model_inputs(), use_cache=False, **kwargs).logits
+    logits = logits[:n, -keep:-1]  # an image filler row, if any, comes last and is not read
     targets = batch.input_ids[:, first + 1:]
     logp = batch.loss_mask.new_zeros((n, width - 1), dtype=torch.float32)
     logp[:, first:] = torch.stack([_row_logprobs(row, target, temperature) for row, target in zip(logits, targets)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rlcs.chat import example_prompt
+from rlcs.chat import example_request
 from rlcs.curriculum.interface import GroupOutcome
 from rlcs.engine import Completion, GenerationEngine, SamplingParams
 
@@ -35,7 +35,7 @@ def rollout_round(picked: list[dict], offset: int, engine: GenerationEngine, rou
     ``offset`` is the number of groups earlier rounds of this step produced on all processes, so
     positions are global."""
     mine = picked[rank::world]
-    completions = engine.generate([example_prompt(tokenizer, e) for e in mine], group_size, sampling)
+    completions = engine.generate([example_request(tokenizer, e) for e in mine], group_size, sampling)
     scoring_started = time.time()
     scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
     seconds = time.time() - scoring_started

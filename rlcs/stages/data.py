@@ -13,16 +13,23 @@ from pathlib import Path
 from rlcs import tasks
 from rlcs.config import SuiteRecipe, dump_recipe
 from rlcs.data import write_jsonl
-from rlcs.tasks import drills
+from rlcs.tasks import drills, visual
 
 
 def run(recipe: SuiteRecipe) -> dict[str, int]:
     out = Path(recipe.output_dir)
     levels = tuple(recipe.levels)
+    text_domains = [d for d in recipe.domains if d not in visual.VISUAL_DOMAINS]
+    image_domains = [d for d in recipe.domains if d in visual.VISUAL_DOMAINS]
 
     def draw(count: int, salt: str, exclude: set[str]) -> list[tasks.Problem]:
-        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=recipe.domains, levels=levels,
+        if not text_domains:
+            return []
+        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=levels,
                               exclude_ids=exclude)
+
+    def draw_images(count: int, salt: str, exclude: set[str]) -> list[visual.VisualProblem]:
+        return visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, levels, exclude)
 
     held_out = draw(recipe.eval_per_level, "eval", set())
     held_out_ids = {p.id for p in held_out}
@@ -43,6 +50,18 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         "pretrain.jsonl": documents,
         "pretrain_eval.jsonl": [{"text": p.document()} for p in held_out],
     }
+    if image_domains:
+        image_held_out = draw_images(recipe.eval_per_level, "eval", set())
+        exclude = {p.id for p in image_held_out}
+        image_rl = draw_images(recipe.rl_per_level, "rl", exclude)
+        image_sft = draw_images(recipe.sft_per_level, "sft", exclude)
+        # each image once, named by its content id, beside the JSONL files that point at it
+        paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft}
+        splits["eval.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_held_out]
+        splits["rl.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_rl]
+        splits["sft.jsonl"] += [visual.sft_row(p, paths[p.id]) for p in image_sft]
+        splits["sft_eval.jsonl"] += [visual.sft_row(p, paths[p.id]) for p in image_held_out]
+        held_out = [*held_out, *image_held_out]
     for name, rows in splits.items():
         write_jsonl(rows, out / name)
     dump_recipe(recipe, out / "recipe.yaml")
@@ -50,3 +69,12 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     per_domain = Counter(p.domain for p in held_out)
     print(f"wrote the task suite to {out}: {counts}; eval per domain {dict(per_domain)}")
     return counts
+
+
+def _save_image(problem: visual.VisualProblem, out: Path) -> str:
+    relative = f"images/{problem.id}.png"
+    path = out / relative
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(problem.png())
+    return relative

@@ -20,7 +20,7 @@ import torch
 from accelerate.utils import gather_object
 
 from rewards.router import RewardRouter
-from rlcs.chat import example_prompt
+from rlcs.chat import example_request
 from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.curriculum.interface import GroupOutcome, carries_signal, state_digest
@@ -35,8 +35,16 @@ from rlcs.rl.advantages import group_advantages
 from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, rollout_round
-from rlcs.runtime import load_tokenizer, load_trainable_model, make_accelerator, parameter_counts
-from rlcs.zero3 import reference_model
+from rlcs.runtime import (
+    load_processor,
+    load_tokenizer,
+    load_trainable_model,
+    make_accelerator,
+    parameter_counts,
+    reads_images,
+)
+from rlcs.vision import image_filler
+from rlcs.zero3 import fill_bucket_sizes, reference_model
 
 
 def run(recipe: RLRecipe) -> Path:
@@ -49,8 +57,9 @@ def run(recipe: RLRecipe) -> Path:
     if accelerator.is_main_process:
         dump_recipe(recipe, output_dir / "recipe.yaml")
 
-    examples = load_examples(recipe.data.train, recipe.data.split)
-    eval_examples = _eval_subset(recipe)
+    reads = reads_images(recipe.model)  # an image-text model: rows may carry images, prompts go through its processor
+    examples = load_examples(recipe.data.train, recipe.data.split, images=reads)
+    eval_examples = _eval_subset(recipe, reads)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
                                       examples + eval_examples, recipe.reward_workers.workers,
                                       recipe.reward_workers.timeout_s, recipe.reward_workers.memory_mb)
@@ -58,6 +67,7 @@ def run(recipe: RLRecipe) -> Path:
     tokenizer = load_tokenizer(recipe.model)
     policy = load_trainable_model(recipe.model)
     optimizer = build_optimizer(policy, recipe.optim)
+    fill_bucket_sizes(accelerator, policy)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     if accelerator.gradient_accumulation_steps != micro_per_mini:  # a DeepSpeed JSON with its own value
         raise ValueError(f"gradient_accumulation_steps is {accelerator.gradient_accumulation_steps} after prepare, but "
@@ -66,9 +76,13 @@ def run(recipe: RLRecipe) -> Path:
     ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
-    engine = build_engine(recipe.rollout, policy, tokenizer, accelerator, recipe.model, recipe.seed)
+    processor = load_processor(recipe.model) if reads else None
+    filler = image_filler(processor) if processor is not None else None  # the vision tower runs in every batch
+    engine = build_engine(recipe.rollout, policy, tokenizer, accelerator, recipe.model, recipe.seed,
+                          processor=processor)
     sampling = SamplingParams.from_rollout(recipe.rollout)
-    housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, tokenizer, [scheduler, sampler])
+    saved_with = processor if processor is not None else tokenizer  # what is saved beside the model
+    housekeeping = RunHousekeeping(accelerator, recipe, "rl", policy, saved_with, [scheduler, sampler])
     if housekeeping.resumed_from is not None:
         engine.sync_weights()  # the resumed policy is not the checkpoint the engine loaded its weights from
     housekeeping.on_close.append(router.close)
@@ -97,7 +111,7 @@ def run(recipe: RLRecipe) -> Path:
         kept = _my_share(sampler.select(outcomes, cfg.batch_size), groups, rank, world)
         advantages = group_advantages(torch.tensor([g.rewards for g in kept]), scale_by_std=cfg.scale_adv_by_std)
         batch = build_batch([c for g in kept for c in g.completions], advantages.flatten(),
-                            tokenizer.pad_token_id, accelerator.device, engine.reports_logprobs)
+                            tokenizer.pad_token_id, accelerator.device, engine.reports_logprobs, filler)
         # A generator per (seed, process, step): mini-batch order survives a resume without saved state.
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + rank * 7_919 + step)
         engine.release_memory()
@@ -123,7 +137,7 @@ def run(recipe: RLRecipe) -> Path:
     progress.close()
     evaluate(step=state.step)
     _write_run_info(accelerator, policy, sampler, recipe, micro_per_mini)
-    final = save_model(accelerator, policy, tokenizer, output_dir / "model",
+    final = save_model(accelerator, policy, saved_with, output_dir / "model",
                        extra={"step": state.step, "stage": "rl", "rollouts": state.rollouts_spent})
     housekeeping.close()
     return final
@@ -213,10 +227,10 @@ def _check_batch_shape(recipe: RLRecipe, world: int) -> int:
     return mini // recipe.train.micro_batch_size
 
 
-def _eval_subset(recipe: RLRecipe) -> list[dict]:
+def _eval_subset(recipe: RLRecipe, images: bool = False) -> list[dict]:
     if not recipe.data.eval:
         return []
-    examples = load_examples(recipe.data.eval)
+    examples = load_examples(recipe.data.eval, images=images)
     limit = recipe.train.eval_max_examples
     if limit and len(examples) > limit:
         # A fixed draw, not the run's seed: runs with different seeds are scored on the same items.
@@ -278,7 +292,7 @@ def _log_eval(accelerator, engine, tokenizer, examples, recipe: RLRecipe, router
     if not examples:
         return
     mine, counted = equal_share(examples, accelerator.process_index, accelerator.num_processes)
-    prompts = [example_prompt(tokenizer, e) for e in mine]
+    prompts = [example_request(tokenizer, e) for e in mine]
     max_new_tokens = recipe.train.eval_max_new_tokens
     greedy_texts = [c.text for c in engine.generate(prompts, 1, greedy(max_new_tokens))]
     sampled = None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlcs.chat import tokenize_conversation
+from rlcs.chat import load_images, tokenize_conversation, tokenize_image_conversation
 from rlcs.config import SFTRecipe, dump_recipe
 from rlcs.data import load_sft_conversations
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import pack_sequences, padded_rows
-from rlcs.runtime import load_tokenizer, load_trainable_model, make_accelerator
+from rlcs.runtime import load_processor, load_tokenizer, load_trainable_model, make_accelerator, reads_images
 
 
 def run(recipe: SFTRecipe) -> Path:
@@ -17,12 +17,22 @@ def run(recipe: SFTRecipe) -> Path:
     if accelerator.is_main_process:
         dump_recipe(recipe, Path(recipe.output_dir) / "recipe.yaml")
     tokenizer = load_tokenizer(recipe.model)
+    # An image-text model's rows (text-only ones too) go through its processor, so every batch has the
+    # same tensors; a text model's rows with images are refused when loaded.
+    processor = load_processor(recipe.model) if reads_images(recipe.model) else None
     data = recipe.data
 
     def rows(source: str):
-        sequences = [tokenize_conversation(tokenizer, messages)
-                     for messages in load_sft_conversations(source, data.split)]
-        if data.packing:
+        conversations = load_sft_conversations(source, data.split, images=processor is not None)
+        if processor is None:
+            sequences = [tokenize_conversation(tokenizer, c.messages) for c in conversations]
+        else:
+            sequences = [tokenize_image_conversation(processor, c.messages, load_images(c.images))
+                         for c in conversations]
+        with_images = any(c.images for c in conversations)
+        if data.packing and with_images and accelerator.is_main_process:
+            print(f"note: {source} has image rows, which are not packed (docs/vision.md); one row per sequence")
+        if data.packing and not with_images:
             return pack_sequences(sequences, data.seq_len, tokenizer.pad_token_id)
         return padded_rows(sequences, data.seq_len)
 
@@ -32,4 +42,4 @@ def run(recipe: SFTRecipe) -> Path:
               f"data.seq_len={data.seq_len} tokens and were skipped")
     eval_rows = rows(data.eval)[0] if data.eval else None
     model = load_trainable_model(recipe.model)
-    return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats)
+    return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats, processor)

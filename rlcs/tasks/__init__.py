@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rlcs.tasks import algebra, arithmetic, choice, counting, transcription
 
@@ -86,11 +88,13 @@ def generate(
     domains: list[str] | None = None,
     levels: tuple[int, ...] = LEVELS,
     exclude_ids: set[str] | None = None,
-) -> list[Problem]:
+    make: Callable[[str, int, random.Random], Any] = make_problem,
+) -> list:
     """Deterministic for a seed: ``count_per_level`` distinct problems per (domain, level).
 
     Duplicates and ``exclude_ids`` (e.g. the held-out split) are skipped; small
     problem spaces (1-digit sums) may yield fewer than asked, never a repeat.
+    ``make``: the problem maker (``rlcs.tasks.visual.make_visual`` for the image domains).
     """
     exclude = set(exclude_ids or ())
     problems: list[Problem] = []
@@ -101,7 +105,7 @@ def generate(
             attempts = 0
             while len(seen) < count_per_level and attempts < 20 * count_per_level:
                 attempts += 1
-                problem = make_problem(domain, level, rng)
+                problem = make(domain, level, rng)
                 if problem.id in seen or problem.id in exclude:
                     continue
                 seen.add(problem.id)

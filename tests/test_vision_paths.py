@@ -1,0 +1,213 @@
+"""Image rows through the shared paths: SFT tokenization and collation, the generation engine, and the
+policy's log-probabilities, with a 20:1 and a 1:20 image in the same batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from rlcs.chat import example_messages, example_prompt, example_request, tokenize_image_conversation
+from rlcs.engine import HFEngine, Prompt, SamplingParams, greedy
+from rlcs.packing import IGNORE, collate, pack_sequences, padded_rows
+from rlcs.rl.policy import build_batch, token_logprobs
+
+from .test_vision import processor, vl_dir, vl_model  # noqa: F401  (module fixtures)
+
+WIDE, TALL = (560, 28), (28, 560)
+
+
+def stripes(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    width, height = size
+    image = Image.new("RGB", size)
+    image.putdata([((x * 7 + seed * 40) % 256, (y * 5) % 256, 90) for y in range(height) for x in range(width)])
+    return image
+
+
+def conversation(text: str, answer: str) -> list[dict]:
+    messages = example_messages({"prompt": text, "images": ["unused-path"]})
+    return messages + [{"role": "assistant", "content": f"<think>look</think><answer>{answer}</answer>"}]
+
+
+def test_image_conversations_mask_the_prompt_and_collate_wide_and_tall_images(processor):  # noqa: F811
+    wide = tokenize_image_conversation(processor, conversation("What is shown?", "12"), [stripes(WIDE)])
+    tall = tokenize_image_conversation(processor, conversation("Read it.", "ab"), [stripes(TALL)])
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image|>")
+    for sequence, grid in ((wide, [1, 2, 40]), (tall, [1, 40, 2])):
+        assert sequence.vision["image_grid_thw"].tolist() == [grid]
+        assert sequence.input_ids.count(image_id) == 20  # 80 patches of 14 px merged 2x2
+        first_label = next(i for i, label in enumerate(sequence.labels) if label != IGNORE)
+        assert image_id not in sequence.input_ids[first_label:]  # image tokens are prompt, never trained
+        response = processor.tokenizer.decode(sequence.input_ids[first_label:])
+        assert response.startswith("<think>look</think>")
+    rows, stats = padded_rows([wide, tall], seq_len=512)
+    assert stats.sequences == 2
+    batch = collate(rows, pad_id=processor.tokenizer.pad_token_id)
+    assert batch["pixel_values"].shape[0] == 160  # both images' patches, in row order
+    assert batch["image_grid_thw"].tolist() == [[1, 2, 40], [1, 40, 2]]
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    for key, value in batch.items():
+        if key not in ("pixel_values", "image_grid_thw"):
+            assert value.shape == batch["input_ids"].shape, key
+    with pytest.raises(ValueError, match="cannot be packed"):
+        pack_sequences([wide, tall], 512, processor.tokenizer.pad_token_id)
+
+
+def test_sft_loss_on_an_image_batch_is_finite_and_depends_on_the_image(vl_model, processor):  # noqa: F811
+    sequences = [tokenize_image_conversation(processor, conversation("What is shown?", "12"), [stripes(size)])
+                 for size in (WIDE, TALL)]
+    batch = collate(padded_rows(sequences, 512)[0], processor.tokenizer.pad_token_id)
+    with torch.no_grad():
+        loss = vl_model(**batch).loss
+        other = collate(padded_rows([tokenize_image_conversation(
+            processor, conversation("What is shown?", "12"), [stripes(size, seed=3)]) for size in (WIDE, TALL)],
+            512)[0], processor.tokenizer.pad_token_id)
+        other_loss = vl_model(**other).loss
+    assert torch.isfinite(loss) and float(loss) != float(other_loss)
+
+
+def test_engine_generates_for_image_prompts_and_the_policy_scores_them(vl_model, processor):  # noqa: F811
+    engine = HFEngine(vl_model, processor.tokenizer, processor=processor)
+    prompts = [Prompt(example_prompt(processor.tokenizer, {"prompt": "What is shown?", "images": ["x"]}),
+                      (stripes(size),)) for size in (WIDE, TALL)]
+    prompts.append(example_request(processor.tokenizer, {"prompt": "What is 2 + 3?"}))  # a text row among them
+    torch.manual_seed(0)
+    params = SamplingParams(max_new_tokens=12, answer_budget=4, temperature=1.0)
+    completions = engine.generate(prompts, 2, params)
+    assert len(completions) == 6
+    assert [c.vision is not None for c in completions] == [True] * 4 + [False] * 2
+    assert all(1 <= len(c.token_ids) <= 12 + len(engine.force_ids) for c in completions)  # forced answers
+    # Greedy decoding of image prompts is deterministic.
+    first = engine.generate(prompts[:2], 1, greedy(8))
+    again = engine.generate(prompts[:2], 1, greedy(8))
+    assert [c.token_ids for c in first] == [c.token_ids for c in again]
+    # The policy's log-probabilities of the sampled tokens, with the image tensors in the forward pass:
+    # finite, and equal to those of each row scored alone (batching wide and tall images mixes nothing up).
+    batch = build_batch(completions, torch.zeros(len(completions)), processor.tokenizer.pad_token_id,
+                        torch.device("cpu"))
+    with torch.no_grad():
+        together, _ = token_logprobs(vl_model, batch)
+        for i in range(len(completions)):
+            alone, _ = token_logprobs(vl_model, batch.rows(torch.tensor([i])))
+            width = int(batch.attention_mask[i].sum())
+            torch.testing.assert_close(together[i, :width - 1], alone[0, :width - 1], atol=1e-4, rtol=1e-4)
+    mask = batch.loss_mask.bool()
+    assert torch.isfinite(together[mask]).all() and (together[mask] < 0).any()
+
+
+def test_an_image_prompt_without_a_processor_is_an_error(vl_model, processor):  # noqa: F811
+    engine = HFEngine(vl_model, processor.tokenizer)
+    with pytest.raises(ValueError, match="needs the model's processor"):
+        engine.generate([Prompt("<|user|>\nhi", (stripes(WIDE),))], 1, greedy(4))
+
+
+def test_image_rows_load_with_checked_paths_and_bad_files_name_row_and_file(tmp_path):
+    from rlcs.data import DataError, load_examples, load_sft_conversations
+
+    (tmp_path / "images").mkdir()
+    stripes(WIDE).save(tmp_path / "images" / "wide.png")
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    rl = tmp_path / "rl.jsonl"
+    rl.write_text('{"domain": "ocr", "prompt": "Read it.", "answer": "ab", "images": ["images/wide.png"]}\n'
+                  '{"domain": "d", "prompt": "text only", "answer": 1}\n')
+    examples = load_examples(str(rl), images=True)
+    assert examples[0]["images"] == [str((tmp_path / "images" / "wide.png").resolve())]  # relative to the file
+    assert "images" not in examples[1]
+    request = example_request(processor_like_tokenizer(), examples[0])
+    assert isinstance(request, Prompt) and request.images[0].size == WIDE
+    rl.write_text('{"domain": "d", "prompt": "p", "answer": 1}\n'
+                  '{"domain": "ocr", "prompt": "Read it.", "answer": "ab", "images": ["images/missing.png"]}\n')
+    with pytest.raises(DataError, match=r"rl.jsonl: row 2: image file not found: images/missing.png"):
+        load_examples(str(rl), images=True)
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text('{"prompt": "p", "response": "r", "images": ["images/broken.png"]}\n')
+    with pytest.raises(DataError, match=r"sft.jsonl: row 1: image file images/broken.png cannot be read"):
+        load_sft_conversations(str(sft), images=True)
+    # chat-template style: image parts inside messages carry the files
+    parts = {"messages": [{"role": "user", "content": [{"type": "image", "image": "images/wide.png"},
+                                                       {"type": "text", "text": "Read it."}]},
+                          {"role": "assistant", "content": "<think>a</think><answer>b</answer>"}]}
+    sft.write_text(json.dumps(parts) + "\n")
+    conversation = load_sft_conversations(str(sft), images=True)[0]
+    assert conversation.images == [str((tmp_path / "images" / "wide.png").resolve())]
+    assert conversation.messages[0]["content"][0] == {"type": "image"}
+    with pytest.raises(DataError, match=r"row 1: 'messages \(image parts\)' is not supported by this recipe's model"):
+        load_sft_conversations(str(sft))
+    both = {"images": ["images/wide.png"], **parts}
+    sft.write_text(json.dumps(both) + "\n")
+    with pytest.raises(DataError, match="either in 'images' or as image parts"):
+        load_sft_conversations(str(sft), images=True)
+
+
+def processor_like_tokenizer():
+    """A tokenizer whose chat template renders image parts: the tiny VLM's is built per test module, so
+    for a pure data test any template that accepts list content does."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")))
+    tokenizer.chat_template = ("{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}"
+                               "{% for p in m.content %}{{ '<image>' if p.type == 'image' else p.text }}{% endfor %}"
+                               "{% endif %}{% endfor %}")
+    return tokenizer
+
+
+def test_freeze_vision_keeps_the_tower_bit_identical_while_projector_and_decoder_train(vl_dir, processor):  # noqa: F811
+    from rlcs.config import ModelConfig, OptimConfig
+    from rlcs.optim import build_optimizer
+    from rlcs.runtime import load_trainable_model
+    from rlcs.vision import parameter_role
+
+    model = load_trainable_model(ModelConfig(path=str(vl_dir), freeze_vision=True))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-2, lr_projector=5e-3))
+    assert {g["role"]: g["lr"] for g in optimizer.param_groups} == {"decoder": 1e-2, "projector": 5e-3}
+    sequences = [tokenize_image_conversation(processor, conversation("What is shown?", "12"), [stripes(size)])
+                 for size in (WIDE, TALL)]
+    batch = collate(padded_rows(sequences, 512)[0], processor.tokenizer.pad_token_id)
+    for _ in range(3):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    changed = {parameter_role(n) for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"decoder", "projector"}
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if parameter_role(n) == "vision")
+    assert sum(p.numel() for n, p in model.named_parameters() if parameter_role(n) == "vision") > 0
+
+
+def test_vision_options_on_a_text_model_are_errors(micro_model_dir):
+    from rlcs.config import ModelConfig, OptimConfig
+    from rlcs.optim import build_optimizer
+    from rlcs.runtime import load_model, load_trainable_model
+
+    with pytest.raises(ValueError, match="freeze_vision: this model has no vision tower"):
+        load_trainable_model(ModelConfig(path=str(micro_model_dir), freeze_vision=True))
+    with pytest.raises(ValueError, match="optim.lr_vision: this model has no vision parameters"):
+        build_optimizer(load_model(ModelConfig(path=str(micro_model_dir))), OptimConfig(lr_vision=1e-5))
+
+
+def test_lora_with_the_tower_frozen_adapts_no_vision_layer_and_merges_exactly(vl_dir, processor):  # noqa: F811
+    pytest.importorskip("peft")
+    from rlcs.config import LoraConfig, ModelConfig
+    from rlcs.lora import merged_parameters
+    from rlcs.runtime import load_model, load_trainable_model
+    from rlcs.vision import parameter_role
+
+    model = load_trainable_model(ModelConfig(path=str(vl_dir), freeze_vision=True, lora=LoraConfig(r=4)))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in n for n in trainable)
+    assert {parameter_role(n) for n in trainable} == {"decoder", "projector"}
+    with torch.no_grad():  # give the adapters a non-zero update, as training would
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    sequences = [tokenize_image_conversation(processor, conversation("Read it.", "ab"), [stripes(TALL)])]
+    batch = collate(padded_rows(sequences, 512)[0], processor.tokenizer.pad_token_id)
+    batch.pop("labels")
+    merged = load_model(ModelConfig(path=str(vl_dir)))
+    missing, unexpected = merged.load_state_dict(dict(merged_parameters(model, None)), strict=False)
+    assert missing == ["lm_head.weight"] and not unexpected  # the head is tied to the embeddings
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,122 @@
+"""The tiny GLM-4V through the real stage commands on image rows: SFT and RL in one process, and under the
+2-process ZeRO-3 config with images on one process and text on the other (every forward then runs the
+vision tower on both, or the parameter gathers would not match)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from rlcs.config import InitRecipe, ModelConfig, SuiteRecipe, load_recipe, validate_recipe
+from rlcs.metrics import read_metrics
+from rlcs.runtime import load_model, load_processor
+from rlcs.stages import data as data_stage
+from rlcs.stages import init as init_stage
+from rlcs.vision import parameter_role
+
+from .conftest import REPO, run_rlcs, zero3_launcher
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def vl_suite(tmp_path_factory):
+    """A small suite with a text domain and the four image domains, and the tiny VLM built on its corpus."""
+    root = tmp_path_factory.mktemp("vl-suite")
+    suite = validate_recipe({"output_dir": str(root / "data"), "seed": 3, "levels": [1, 2],
+                             "domains": ["arithmetic", "shapes", "ocr", "grounding", "chart"],
+                             "eval_per_level": 3, "rl_per_level": 4, "sft_per_level": 6, "pretrain_per_level": 20,
+                             "pretrain_drills": 20, "pretrain_lookups": 20}, SuiteRecipe)
+    data_stage.run(suite)
+    init = load_recipe(REPO / "recipes/tiny-vl/init.yaml", InitRecipe,
+                       [f"output_dir={root / 'init'}", f"tokenizer.corpus=[{root / 'data/pretrain.jsonl'}]"])
+    return root, init_stage.run(init)
+
+
+def rows_of(source) -> list[dict]:
+    """The rows of a suite file, image paths made absolute so the rows can be written anywhere."""
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    return [{**r, "images": [str(source.parent / p) for p in r["images"]]} if r.get("images") else r for r in rows]
+
+
+def write_rows(rows: list[dict], target) -> None:
+    target.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def two_rows(source, target) -> None:
+    """One text row and one image row of ``source``: split over two processes, one gets each."""
+    rows = rows_of(source)
+    write_rows([next(r for r in rows if not r.get("images")), next(r for r in rows if r.get("images"))], target)
+
+
+def test_sft_then_rl_on_image_rows_in_one_process(vl_suite, tmp_path):
+    root, model = vl_suite
+    data = root / "data"
+    sft = run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}",
+                    f"model.path={model}", f"data.train={data / 'sft.jsonl'}", f"data.eval={data / 'sft_eval.jsonl'}",
+                    "train.micro_batch_size=4", "train.max_steps=4", "train.log_every=2", "train.eval_every=4",
+                    "logging.wandb=false"])
+    assert "image rows, which are not packed" in sft.stdout
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    config = ModelConfig(path=str(tmp_path / "sft/model"))
+    assert type(load_model(config)).__name__ == "Glm4vForConditionalGeneration"
+    assert load_processor(config).image_processor is not None  # saved with the model for the next stage
+
+    run_rlcs(["rl", "--config", "recipes/tiny-vl/rl.yaml", f"output_dir={tmp_path / 'rl'}",
+              f"model.path={tmp_path / 'sft/model'}", f"data.train={data / 'rl.jsonl'}",
+              f"data.eval={data / 'eval.jsonl'}", "train.steps=2", "rl.batch_size=4", "train.micro_batch_size=8",
+              "rollout.max_new_tokens=24", "rollout.answer_budget=8", "train.eval_max_new_tokens=24",
+              "train.eval_max_examples=5", "train.eval_samples=1", "train.completions_every=1", "logging.wandb=false"])
+    rows = read_metrics(tmp_path / "rl")
+    assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2]
+    assert all(math.isfinite(r["train/grad_norm"]) for r in rows if "train/grad_norm" in r)
+    picked = [json.loads(line) for line in (tmp_path / "rl/picks.jsonl").read_text().splitlines()]
+    assert any(i.split("-")[0] in ("shapes", "ocr", "grounding", "chart") for step in picked for i in step["ids"])
+    assert load_processor(ModelConfig(path=str(tmp_path / "rl/model"))).image_processor is not None
+
+
+def test_zero3_two_processes_with_an_image_on_one_and_text_on_the_other(vl_suite, tmp_path):
+    root, model = vl_suite
+    data = root / "data"
+    two_rows(data / "sft.jsonl", tmp_path / "sft.jsonl")
+    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}", f"model.path={model}",
+              f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null", "train.micro_batch_size=1",
+              "train.max_steps=2", "train.log_every=1", "model.freeze_vision=true", "optim.lr_projector=1e-3",
+              "logging.wandb=false"], launcher=zero3_launcher(29621))
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    start, tuned = load_model(ModelConfig(path=str(model))), load_model(ModelConfig(path=str(tmp_path / "sft/model")))
+    tuned_parameters = dict(tuned.named_parameters())
+    changed = {parameter_role(n) for n, p in start.named_parameters() if not torch.equal(p, tuned_parameters[n])}
+    assert changed == {"decoder", "projector"}  # freeze_vision under ZeRO-3: the gathered tower is unchanged
+
+    two_rows(data / "rl.jsonl", tmp_path / "rl.jsonl")
+    # three held-out items, two on one process and one on the other: an image, a text row, an image
+    held_out = rows_of(data / "eval.jsonl")
+    images = [r for r in held_out if r.get("images")]
+    write_rows([images[0], next(r for r in held_out if not r.get("images")), images[1]], tmp_path / "eval.jsonl")
+    run_rlcs(["rl", "--config", "recipes/tiny-vl/rl.yaml", f"output_dir={tmp_path / 'rl'}",
+              f"model.path={tmp_path / 'sft/model'}", f"data.train={tmp_path / 'rl.jsonl'}",
+              f"data.eval={tmp_path / 'eval.jsonl'}", "sampler.name=uniform", "train.steps=2", "rl.batch_size=2",
+              "train.micro_batch_size=8", "rollout.max_new_tokens=24", "rollout.answer_budget=8",
+              "train.eval_max_new_tokens=16", "train.eval_samples=1", "logging.wandb=false"],
+             launcher=zero3_launcher(29622))
+    rows = read_metrics(tmp_path / "rl")
+    assert [r["eval/examples"] for r in rows if "eval/examples" in r] == [3, 3]
+    assert len([r for r in rows if "train/grad_norm" in r]) == 2
+    info = json.loads((tmp_path / "rl/run_info.json").read_text())
+    assert info["num_processes"] == 2 and len(set(info["sampler_digest_per_rank"])) == 1
+
+
+def test_an_image_row_for_a_text_model_stops_the_stage_naming_the_row(vl_suite, micro_model_dir, tmp_path):
+    root, _ = vl_suite
+    two_rows(root / "data/rl.jsonl", tmp_path / "rl.jsonl")
+    result = run_rlcs(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={tmp_path / 'rl'}",
+                       f"model.path={micro_model_dir}", f"data.train={tmp_path / 'rl.jsonl'}", "data.eval=null",
+                       "logging.wandb=false"], expect_failure=True)
+    assert result.returncode != 0
+    assert "rl.jsonl: row 2: 'images' is not supported by this recipe's model" in result.stdout + result.stderr

@@ -1,0 +1,102 @@
+"""The Pillow-drawn image domains: every domain and level draws, its answer is right for what is drawn, and
+the domain verifiers grade it (full marks for the trace's answer, partial or none for a wrong one)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rewards.registry import get as get_verifier
+from rlcs.tasks.visual import COLOURS, VISUAL_DOMAINS, make_visual
+
+VERIFIER = {"shapes": "math", "ocr": "ocr", "grounding": "grounding", "chart": "choice"}
+
+
+def boxed(answer: str) -> str:
+    return f"<think>x</think><answer><|begin_of_box|>{answer}<|end_of_box|></answer>"
+
+
+@pytest.mark.parametrize("domain", VISUAL_DOMAINS)
+def test_every_level_draws_and_its_answer_earns_full_reward(domain):
+    rng = random.Random(0)
+    verifier = get_verifier(VERIFIER[domain])
+    for level in (1, 2, 3, 4):
+        for _ in range(10):
+            problem = make_visual(domain, level, rng)
+            assert problem.image.mode == "RGB" and min(problem.image.size) >= 14
+            assert problem.steps and problem.answer in problem.steps[-1] or domain == "grounding"
+            example = {"answer": problem.answer, "domain": domain}
+            assert verifier(boxed(problem.answer), example) == 1.0
+
+
+def test_sizes_include_very_wide_and_very_tall_images():
+    rng = random.Random(1)
+    ratios = [p.image.size[0] / p.image.size[1] for p in (make_visual("shapes", 1, rng) for _ in range(200))]
+    assert max(ratios) >= 15 and min(ratios) <= 1 / 15
+    assert sum(0.5 <= r <= 2 for r in ratios) > 100  # most images are not extreme
+
+
+def test_shape_count_matches_the_pixels():
+    """Count connected blobs of the target colour in the drawn image: the answer must equal that."""
+    rng = random.Random(2)
+    for level in (1, 2, 3, 4):
+        problem = make_visual("shapes", level, rng)
+        target = problem.prompt.split()[2]
+        assert _blobs(problem.image, COLOURS[target]) == int(problem.answer)
+
+
+def test_grounding_box_covers_the_target_colour_and_nothing_else_of_it():
+    rng = random.Random(3)
+    for level in (1, 2, 3, 4):
+        problem = make_visual("grounding", level, rng)
+        target = COLOURS[problem.prompt.split()[3]]
+        width, height = problem.image.size
+        x1, y1, x2, y2 = (int(v) for v in problem.answer.strip("[]").split(","))
+        assert 0 <= x1 < x2 <= 1000 and 0 <= y1 < y2 <= 1000
+        centre = (round((x1 + x2) / 2000 * width), round((y1 + y2) / 2000 * height))
+        assert problem.image.getpixel(centre) == target
+        assert _blobs(problem.image, target) == 1
+
+
+def test_a_wrong_answer_scores_below_full():
+    rng = random.Random(4)
+    ocr = make_visual("ocr", 2, rng)
+    partly = ocr.answer[:-1] + ("0" if ocr.answer[-1] != "0" else "1")
+    assert 0 < get_verifier("ocr")(boxed(partly), {"answer": ocr.answer}) < 1
+    box = make_visual("grounding", 1, rng)
+    assert get_verifier("grounding")(boxed("[0, 0, 5, 5]"), {"answer": box.answer}) == 0.0
+    chart = make_visual("chart", 1, rng)
+    wrong = "B" if chart.answer == "A" else "A"
+    assert get_verifier("choice")(boxed(wrong), {"answer": chart.answer}) == 0.0
+
+
+def test_ids_differ_with_the_pixels_and_unknown_names_are_refused():
+    rng = random.Random(5)
+    ids = {make_visual("chart", 1, rng).id for _ in range(30)}
+    assert len(ids) > 20
+    with pytest.raises(ValueError, match="unknown image domain"):
+        make_visual("video", 1, rng)
+    with pytest.raises(ValueError, match="level"):
+        make_visual("ocr", 5, rng)
+
+
+def _blobs(image, colour) -> int:
+    """4-connected components of exactly ``colour``."""
+    width, height = image.size
+    pixels = image.load()
+    seen, count = set(), 0
+    for x in range(width):
+        for y in range(height):
+            if (x, y) in seen or pixels[x, y] != colour:
+                continue
+            count += 1
+            stack = [(x, y)]
+            seen.add((x, y))
+            while stack:
+                cx, cy = stack.pop()
+                for nx, ny in ((cx + 1, cy), (cx - 1, cy), (cx, cy + 1), (cx, cy - 1)):
+                    if 0 <= nx < width and 0 <= ny < height and (nx, ny) not in seen and pixels[nx, ny] == colour:
+                        seen.add((nx, ny))
+                        stack.append((nx, ny))
+    return count
