@@ -121,11 +121,15 @@ class Architecture:
 
 def read_architecture(model_path: str, trust_remote_code: bool = False) -> Architecture:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from rlcs.vision import is_image_text_config
 
     config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    # the same auto class as rlcs.runtime.load_model; the decoder's sizes drive activations and the KV cache
+    auto = AutoModelForImageTextToText if is_image_text_config(config) else AutoModelForCausalLM
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model = auto.from_config(config, trust_remote_code=trust_remote_code)
     unique = {id(p): p.numel() for p in model.parameters()}
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
     text = config.get_text_config()

@@ -211,3 +211,15 @@ def test_lora_with_the_tower_frozen_adapts_no_vision_layer_and_merges_exactly(vl
     assert missing == ["lm_head.weight"] and not unexpected  # the head is tied to the embeddings
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_plan_reads_an_image_text_model_with_every_tower_counted(vl_dir):  # noqa: F811
+    from transformers import AutoModelForImageTextToText
+
+    from rlcs.plan import read_architecture
+
+    arch = read_architecture(str(vl_dir))
+    model = AutoModelForImageTextToText.from_pretrained(vl_dir)
+    assert arch.parameters == sum({id(p): p.numel() for p in model.parameters()}.values())
+    text = model.config.text_config
+    assert (arch.hidden, arch.layers, arch.vocab) == (text.hidden_size, text.num_hidden_layers, text.vocab_size)
