@@ -98,10 +98,11 @@ def tokenize_image_conversation(processor, messages: list[dict], images: Sequenc
         raise ValueError("the conversation must end with an assistant message")
     full_text = processor.apply_chat_template(messages, tokenize=False)
     prompt_text = processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    # the rendered template already holds every special token (as tokenize_conversation assumes)
     ids, vision = split_processor_output(processor(text=[full_text], images=list(images) or None,
-                                                   return_tensors="pt"))
+                                                   return_tensors="pt", add_special_tokens=False))
     prompt_ids, _ = split_processor_output(processor(text=[prompt_text], images=list(images) or None,
-                                                     return_tensors="pt"))
+                                                     return_tensors="pt", add_special_tokens=False))
     if ids[:len(prompt_ids)] != prompt_ids:
         raise ValueError("the processor does not render the prompt as a token prefix of the full conversation; "
                          "prompt masking needs that property")

@@ -37,16 +37,21 @@ def _visual_fields(row: BaseModel) -> list[str]:
 
 
 def _image_paths(row: BaseModel) -> list[str]:
-    """The row's image paths in placeholder order: ``images``, or the ``image``/``path``/``url`` of each image
-    part of its messages (not both)."""
-    from_parts = [str(part.get("image") or part.get("path") or part.get("url") or "")
+    """The row's image paths in placeholder order: ``images``, or the ``image`` (or ``path``) of each image
+    part of its messages. Local files only: a URL is not fetched, and fails as a file not found."""
+    from_parts = [str(part.get("image") or part.get("path") or "")
                   for m in getattr(row, "messages", None) or [] if isinstance(m.content, list)
                   for part in m.content if part.get("type") == "image"]
-    if from_parts and row.images:
-        raise ValueError("give images either in 'images' or as image parts of 'messages', not both")
+    if getattr(row, "messages", None) is not None and row.images:
+        raise ValueError("a row with 'messages' gives its images as image parts of its messages "
+                         "({'type': 'image', 'image': PATH}), not in 'images'")
     if any(not path for path in from_parts):
-        raise ValueError("an image part of 'messages' names no file ('image', 'path' or 'url')")
+        raise ValueError("an image part of 'messages' names no file ('image' or 'path')")
     return from_parts or list(row.images or [])
+
+
+def _has_list_content(row: BaseModel) -> bool:
+    return any(isinstance(m.content, list) for m in getattr(row, "messages", None) or [])
 
 
 class Message(BaseModel):
@@ -163,10 +168,18 @@ def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str,
     for index, row in enumerate(rows):
         try:
             parsed = schema.model_validate(row)
-            if not images and _visual_fields(parsed):
-                raise ValueError(f"{_visual_fields(parsed)[0]!r} is not supported by this recipe's model, a "
+            visual = _visual_fields(parsed)
+            if not images and visual:
+                raise ValueError(f"{visual[0]!r} is not supported by this recipe's model, a "
                                  "text-only one, and the row would be trained without it; use an image-text model "
                                  "(docs/vision.md), or remove the field or drop the row")
+            unread = [name for name in visual if name not in ("images", "messages (image parts)")]
+            if unread:  # an image-text model reads `images` and image parts; anything else would be lost
+                raise ValueError(f"{unread[0]!r} is not read by rlcs (videos are not supported; give images as "
+                                 "'images', a list of paths, or as image parts of 'messages')")
+            if not images and _has_list_content(parsed):
+                raise ValueError("message content as a list of parts needs an image-text model; for a text-only "
+                                 "model give each message's content as a string")
             paths = [_checked_image(path, source) for path in _image_paths(parsed)] if images else []
         except ValidationError as exc:
             problems = "; ".join(
@@ -204,13 +217,15 @@ def load_examples(source: str, split: str = "train", images: bool = False) -> li
     examples, row_of_id = [], {}
     for number, (row, paths) in enumerate(_validated(load_rows(source, split), ExampleRow, source, images), start=1):
         example = row.model_dump(exclude_none=True)
-        if row.messages is not None:
+        if "id" not in example:
+            text = row.prompt if row.prompt is not None else json.dumps(example["messages"], sort_keys=True)
+            if row.images:  # the same question about different images is a different item
+                text += "\x00" + "\x00".join(row.images)
+            example["id"] = example_id(row.domain, text)
+        if _has_list_content(row):  # image parts keep only their type; the files are in `images`
             example["messages"] = _template_messages(row.messages)
         if paths:
             example["images"] = paths
-        if "id" not in example:
-            text = row.prompt if row.prompt is not None else json.dumps(example["messages"], sort_keys=True)
-            example["id"] = example_id(row.domain, text)
         if example["id"] in row_of_id:
             given = "the same id" if row.id is not None else "the same domain and prompt, so the same content id"
             raise DataError(f"{source}: rows {row_of_id[example['id']]} and {number} have {given} "

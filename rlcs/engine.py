@@ -136,7 +136,7 @@ class TokenEngine:
         visions = [vision for _, vision in encoded]
         think_budget = params.max_new_tokens - (params.answer_budget if params.force_answer else 0)
         with self._generating():
-            first = self._continue(prompt_ids, n, think_budget, params, progress, visions)
+            first = self._continue(prompt_ids, n, think_budget, params, progress, visions=visions)
             completions = [Completion(index // n, prompt_ids[index // n], tokens, [1] * len(tokens), logprobs=lps,
                                       vision=visions[index // n])
                            for index, (tokens, lps) in enumerate(first)]
@@ -157,7 +157,7 @@ class TokenEngine:
             raise ValueError("a prompt with images needs the model's processor; this engine was built without one "
                              "(is the recipe's model a vision-language model?)")
         return split_processor_output(self.processor(text=[prompt.text], images=list(prompt.images),
-                                                     return_tensors="pt"))
+                                                     return_tensors="pt", add_special_tokens=False))
 
     def _generating(self):
         return contextlib.nullcontext()

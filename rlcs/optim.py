@@ -14,16 +14,25 @@ def build_optimizer(model: torch.nn.Module, config: OptimConfig) -> torch.optim.
     model's vision tower and projector take ``lr_vision`` / ``lr_projector`` where set (the schedule
     scales every group's own lr)."""
     lrs = {"decoder": config.lr, "vision": config.lr_vision or config.lr, "projector": config.lr_projector or config.lr}
-    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+    # the decoder's two groups exist even when empty (LoRA has no trainable 1-D parameters): the number of
+    # groups is part of a saved optimizer state, and checkpoints from before the role groups have two
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {("decoder", True): [], ("decoder", False): []}
     present: set[str] = set()
+    trainable: set[str] = set()
     for name, parameter in model.named_parameters():
         role = parameter_role(name)
         present.add(role)
         if parameter.requires_grad:
+            trainable.add(role)
             groups.setdefault((role, parameter.ndim >= 2), []).append(parameter)
     for key, role in (("lr_vision", "vision"), ("lr_projector", "projector")):
-        if getattr(config, key) is not None and role not in present:
+        if getattr(config, key) is None:
+            continue
+        if role not in present:
             raise ValueError(f"optim.{key}: this model has no {role} parameters (set it for image-text models only)")
+        if role not in trainable:
+            raise ValueError(f"optim.{key}: no {role} parameter trains (model.freeze_vision or LoRA froze them), "
+                             "so it would have no effect")
     param_groups = [{"params": params, "lr": lrs[role], "weight_decay": config.weight_decay if decays else 0.0,
                      "role": role} for (role, decays), params in sorted(groups.items(), key=_group_order)]
     return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps)

@@ -60,7 +60,7 @@ def pack_sequences(
     stats = PackingStats()
     bins: list[list[TokenizedSequence]] = []
     free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
-    if any(s.vision for s in sequences):
+    if any(s.vision and "pixel_values" in s.vision for s in sequences):
         raise ValueError("image rows cannot be packed: vision-language models compute rotary positions over "
                          "a whole row from its image grid, which restarting position ids per sequence breaks")
     for sequence in sorted(sequences, key=lambda s: len(s.input_ids), reverse=True):

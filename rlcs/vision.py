@@ -228,7 +228,7 @@ def image_filler(processor: ProcessorMixin) -> dict[str, Any]:
     sequence, so the other rows' outputs do not change; its labels are ignored."""
     text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], tokenize=False)
     ids, vision = split_processor_output(processor(text=[text], images=[Image.new("RGB", (28, 28))],
-                                                   return_tensors="pt"))
+                                                   return_tensors="pt", add_special_tokens=False))
     return {"input_ids": ids, "labels": [-100] * len(ids), **vision}
 
 

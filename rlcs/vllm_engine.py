@@ -93,9 +93,12 @@ class VLLMEngine(TokenEngine):
             self.llm.sleep(level=2)
             self._asleep = True
 
-    def _continue(self, contexts, n, max_new_tokens, params: SamplingParams, progress=None):
+    def _continue(self, contexts, n, max_new_tokens, params: SamplingParams, progress=None, visions=None):
         from vllm import SamplingParams as VLLMSamplingParams
         from vllm.inputs import TokensPrompt
+
+        if visions is not None and any(v is not None for v in visions):
+            raise ValueError("the vLLM engine takes text prompts only in rlcs; use rollout.engine: hf for images")
 
         if not contexts:
             return []

@@ -137,8 +137,22 @@ def test_image_rows_load_with_checked_paths_and_bad_files_name_row_and_file(tmp_
         load_sft_conversations(str(sft))
     both = {"images": ["images/wide.png"], **parts}
     sft.write_text(json.dumps(both) + "\n")
-    with pytest.raises(DataError, match="either in 'images' or as image parts"):
+    with pytest.raises(DataError, match="a row with 'messages' gives its images as image parts"):
         load_sft_conversations(str(sft), images=True)
+    rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "image": "images/wide.png"}\n')
+    with pytest.raises(DataError, match=r"row 1: 'image' is not read by rlcs"):  # never silently left out
+        load_examples(str(rl), images=True)
+    text_parts = {"domain": "d", "answer": 1,
+                  "messages": [{"role": "user", "content": [{"type": "text", "text": "p"}]}]}
+    rl.write_text(json.dumps(text_parts) + "\n")
+    with pytest.raises(DataError, match="content as a list of parts needs an image-text model"):
+        load_examples(str(rl))
+    # one question about two images is two items
+    rl.write_text('{"domain": "d", "prompt": "How many?", "answer": 1, "images": ["images/wide.png"]}\n'
+                  '{"domain": "d", "prompt": "How many?", "answer": 2, "images": ["images/tall.png"]}\n')
+    stripes(TALL).save(tmp_path / "images" / "tall.png")
+    first, second = load_examples(str(rl), images=True)
+    assert first["id"] != second["id"]
 
 
 def processor_like_tokenizer():
@@ -223,3 +237,42 @@ def test_plan_reads_an_image_text_model_with_every_tower_counted(vl_dir):  # noq
     assert arch.parameters == sum({id(p): p.numel() for p in model.parameters()}.values())
     text = model.config.text_config
     assert (arch.hidden, arch.layers, arch.vocab) == (text.hidden_size, text.num_hidden_layers, text.vocab_size)
+
+
+def test_the_filler_row_changes_no_log_probability_of_a_text_batch(vl_model, processor):  # noqa: F811
+    from rlcs.engine import Completion
+    from rlcs.vision import image_filler
+
+    tokenizer = processor.tokenizer
+    prompt = tokenizer(example_prompt(tokenizer, {"prompt": "What is 2 + 3?"}), add_special_tokens=False)["input_ids"]
+    answer = tokenizer("<think>2 + 3 = 5</think><answer>5</answer>", add_special_tokens=False)["input_ids"]
+    completions = [Completion(0, prompt, answer, [1] * len(answer)), Completion(1, prompt, answer[:5], [1] * 5)]
+    plain = build_batch(completions, torch.zeros(2), tokenizer.pad_token_id, torch.device("cpu"))
+    filled = build_batch(completions, torch.zeros(2), tokenizer.pad_token_id, torch.device("cpu"),
+                         image_filler=image_filler(processor))
+    assert filled.model_inputs()["input_ids"].shape[0] == 3 and "pixel_values" in filled.model_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(token_logprobs(vl_model, filled)[0], token_logprobs(vl_model, plain)[0],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_text_rows_of_an_image_text_model_still_pack(processor):  # noqa: F811
+    text = tokenize_image_conversation(processor, [{"role": "user", "content": "What is 2 + 3?"},
+                                                   {"role": "assistant", "content": "<think>5</think>"}], [])
+    assert "pixel_values" not in (text.vision or {})
+    blocks, stats = pack_sequences([text, text], 256, processor.tokenizer.pad_token_id)
+    assert stats.sequences == 2 and len(blocks) == 1
+
+
+def test_optimizer_groups_keep_their_count_and_reject_lrs_with_no_effect(vl_dir):  # noqa: F811
+    pytest.importorskip("peft")
+    from rlcs.config import LoraConfig, ModelConfig, OptimConfig
+    from rlcs.optim import build_optimizer
+    from rlcs.runtime import load_trainable_model
+
+    lora = load_trainable_model(ModelConfig(path=str(vl_dir), freeze_vision=True, lora=LoraConfig(r=2)))
+    groups = build_optimizer(lora, OptimConfig()).param_groups
+    assert [g["role"] for g in groups][:2] == ["decoder", "decoder"]  # both decoder groups, even an empty one
+    frozen = load_trainable_model(ModelConfig(path=str(vl_dir), freeze_vision=True))
+    with pytest.raises(ValueError, match="optim.lr_vision: no vision parameter trains"):
+        build_optimizer(frozen, OptimConfig(lr_vision=1e-5))

@@ -54,10 +54,14 @@ class RolloutBatch:
             width = input_ids.shape[1]
             if len(filler) > width:
                 raise ValueError(f"the image filler row ({len(filler)} tokens) is longer than the batch ({width})")
-            input_ids = torch.cat([input_ids, input_ids.new_tensor([filler + [0] * (width - len(filler))])])
-            attention = torch.cat([attention, attention.new_tensor([[1] * len(filler) + [0] * (width - len(filler))])])
-            visions = [None] * len(self) + [{k: v for k, v in self.image_filler.items()
-                                             if k not in ("input_ids", "labels")}]
+            # left-padded, so its last tokens sit in the positions whose logits are computed (logits_to_keep):
+            # the tower's backward then runs on every attention implementation, unpadding ones included
+            input_ids = torch.cat([input_ids, input_ids.new_tensor([[0] * (width - len(filler)) + filler])])
+            attention = torch.cat([attention, attention.new_tensor([[0] * (width - len(filler)) + [1] * len(filler)])])
+            # its per-token tensors padded on the left like its ids (per-image ones as they are)
+            filler_vision = {k: (torch.nn.functional.pad(v, (width - len(filler), 0)) if v.ndim == 1 else v)
+                             for k, v in self.image_filler.items() if k not in ("input_ids", "labels")}
+            visions = [None] * len(self) + [filler_vision]
             has_image = True
         inputs = {"input_ids": input_ids, "attention_mask": attention}
         if has_image:
