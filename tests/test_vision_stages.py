@@ -120,3 +120,42 @@ def test_an_image_row_for_a_text_model_stops_the_stage_naming_the_row(vl_suite, 
                        "logging.wandb=false"], expect_failure=True)
     assert result.returncode != 0
     assert "rl.jsonl: row 2: 'images' is not supported by this recipe's model" in result.stdout + result.stderr
+
+
+def test_the_image_reaches_the_answer_a_solid_colour_is_learnt(vl_suite, tmp_path):
+    """A question only the image answers (the colour of a solid image, four colours, chance 25%): after
+    150 SFT steps from the untrained VLM, held-out images are named right. Fails if pixels were dropped,
+    misaligned with their rows, or never reached the decoder."""
+    from PIL import Image
+
+    from rlcs.evaluate import evaluate
+
+    _, model = vl_suite
+    colours = {"red": (220, 40, 40), "blue": (40, 80, 220), "green": (30, 160, 60), "yellow": (230, 200, 30)}
+    sizes = [(112, 112), (168, 112), (112, 168), (224, 112)]
+    (tmp_path / "images").mkdir()
+
+    def rows(count: int, salt: str, seed: int) -> list[dict]:
+        import random
+
+        rng, out = random.Random(seed), []
+        for i in range(count):
+            colour = rng.choice(list(colours))
+            path = tmp_path / "images" / f"{salt}{i}.png"
+            Image.new("RGB", rng.choice(sizes), colours[colour]).save(path)
+            out.append({"id": f"{salt}{i}", "domain": "colour", "prompt": "What colour is the image?",
+                        "answer": colour, "images": [str(path)],
+                        "response": f"<think>It is {colour}.</think>"
+                                    f"<answer><|begin_of_box|>{colour}<|end_of_box|></answer>"})
+        return out
+
+    write_rows(rows(800, "t", 0), tmp_path / "sft.jsonl")
+    held_out = rows(40, "e", 1)
+    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}", f"model.path={model}",
+              f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null", "train.max_steps=150",
+              "train.micro_batch_size=8", "optim.warmup_steps=5", "logging.wandb=false"])
+    config = ModelConfig(path=str(tmp_path / "sft/model"))
+    examples = [{k: v for k, v in r.items() if k != "response"} for r in held_out]
+    metrics, _ = evaluate(load_model(config), load_processor(config).tokenizer, examples, 32, show_progress=False,
+                          processor=load_processor(config))
+    assert metrics["eval/exact"] >= 0.9, metrics["eval/exact"]
