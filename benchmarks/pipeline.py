@@ -23,7 +23,7 @@ from rlcs.config import ModelConfig  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table, recipe_router  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
-from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images  # noqa: E402
+from rlcs.runtime import image_text_processor, load_model, load_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def main() -> None:
     timings = [line.split("\t") for line in (out / "launch_times.tsv").read_text().splitlines()]
 
     config = ModelConfig(path=str(out / "sft" / "model"))
-    processor = load_processor(config) if reads_images(config) else None
+    processor = image_text_processor(config)
     examples = load_examples(str(REPO / data_dir / "eval.jsonl"), images=processor is not None)
     recipe, router = recipe_router(REPO / args.recipe / "rl.yaml", config.path, examples)
     started = time.time()

@@ -29,6 +29,7 @@ import torch
 from transformers import GenerationConfig
 
 from rewards.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE
+from rlcs.packing import batch_vision
 from rlcs.vision import split_processor_output, vision_token_ids
 from rlcs.zero3 import generation_weights, is_zero3, unwrapped_model
 
@@ -313,28 +314,6 @@ def build_engine(rollout, model, tokenizer, accelerator, model_config, seed: int
 
         return VLLMEngine(model, tokenizer, accelerator, model_config, rollout.vllm, seed)
     return HFEngine(model, tokenizer, accelerator, max_rows or rollout.max_rows_per_generate, processor)
-
-
-def batch_vision(visions: list[dict | None], lengths: list[int], width: int, left_pad: bool = False
-                 ) -> dict[str, torch.Tensor]:
-    """One batch's image tensors from its rows' (None for a text row): per-token tensors (as long as the
-    row's prompt, or its whole ``lengths`` entry) padded with 0 to ``width`` on the side the ids are
-    padded; per-image tensors (pixel_values, image_grid_thw) concatenated in row order."""
-    keys = sorted({key for vision in visions if vision for key in vision})
-    out = {}
-    for key in keys:
-        present = [v[key] for v in visions if v and key in v]
-        if present[0].ndim == 1:  # per token over the prompt
-            rows = []
-            for vision, length in zip(visions, lengths):
-                value = vision[key] if vision and key in vision else torch.zeros(0, dtype=present[0].dtype)
-                value = torch.nn.functional.pad(value, (0, length - len(value)))  # generated tokens are text
-                pad = (width - length, 0) if left_pad else (0, width - length)
-                rows.append(torch.nn.functional.pad(value, pad))
-            out[key] = torch.stack(rows)
-        else:
-            out[key] = torch.cat(present)
-    return out
 
 
 @contextlib.contextmanager

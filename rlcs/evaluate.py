@@ -110,11 +110,11 @@ def format_table(metrics: dict[str, float], name: str = "accuracy") -> str:
 
 
 def main(args) -> int:
-    from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images
+    from rlcs.runtime import image_text_processor, load_model, load_tokenizer
 
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
     tokenizer, model = load_tokenizer(config), load_model(config)
-    processor = load_processor(config) if reads_images(config) else None
+    processor = image_text_processor(config)
     examples = load_examples(args.data, images=processor is not None)[: args.limit]
     router = recipe_router(args.recipe, args.model, examples, data=args.data)[1] if args.recipe else None
     metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,

@@ -22,7 +22,7 @@ from rlcs.data import load_examples, write_jsonl
 from rlcs.engine import SamplingParams, TokenEngine, build_engine
 from rlcs.evaluate import recipe_router
 from rlcs.metrics import progress_bar
-from rlcs.runtime import load_model, load_processor, load_tokenizer, reads_images
+from rlcs.runtime import image_text_processor, load_model, load_tokenizer
 
 
 def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
@@ -43,7 +43,7 @@ def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRo
 
 def main(args) -> int:
     config = validate_recipe({"path": args.model}, ModelConfig, source="--model")
-    processor = load_processor(config) if reads_images(config) else None
+    processor = image_text_processor(config)
     examples = load_examples(args.data, images=processor is not None)[: args.limit]
     # Only the recipe's rewards and rollout settings matter here; its own data files need not exist.
     recipe, router = recipe_router(args.recipe, args.model, examples, data=args.data)

@@ -35,7 +35,7 @@ def apply_lora(model, config: LoraConfig, skip_vision: bool = False):
     if skip_vision:
         from rlcs.vision import parameter_role
 
-        exclude = [name for name, module in model.named_modules() if name and parameter_role(name + ".w") == "vision"
+        exclude = [name for name, module in model.named_modules() if name and parameter_role(name) == "vision"
                    and isinstance(module, torch.nn.Linear)]
     peft_config = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                  target_modules=config.target_modules, exclude_modules=exclude, bias="none",

@@ -145,20 +145,33 @@ def collate(rows: list[dict], pad_id: int, image_filler: dict | None = None) -> 
         batch["labels"].append(row["labels"] + [IGNORE] * pad)
         batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
     collated = {key: torch.tensor(value) for key, value in batch.items()}
-    vision_keys = sorted({key for row in rows for key in row} - {"input_ids", "labels"})
-    for key in vision_keys:
-        values = [row.get(key) for row in rows]
-        if all(_per_token(value, row) for value, row in zip(values, rows) if value is not None):
-            collated[key] = torch.stack([
-                torch.nn.functional.pad(value, (0, width - len(value))) if value is not None
-                else torch.zeros(width, dtype=torch.long) for value, row in zip(values, rows)])
-        else:
-            collated[key] = torch.cat([value for value in values if value is not None])
+    visions = [{key: value for key, value in row.items() if key not in ("input_ids", "labels")} or None
+               for row in rows]
+    if any(visions):
+        collated.update(batch_vision(visions, [len(row["input_ids"]) for row in rows], width))
     return collated
 
 
-def _per_token(value: torch.Tensor, row: dict) -> bool:
-    return value.ndim == 1 and len(value) == len(row["input_ids"])
+def batch_vision(visions: list[dict | None], lengths: list[int], width: int, left_pad: bool = False
+                 ) -> dict[str, torch.Tensor]:
+    """One batch's image tensors from its rows' (None for a text row): per-token tensors (as long as the
+    row's prompt, or its whole ``lengths`` entry) padded with 0 to ``width`` on the side the ids are
+    padded; per-image tensors (pixel_values, image_grid_thw) concatenated in row order."""
+    keys = sorted({key for vision in visions if vision for key in vision})
+    out = {}
+    for key in keys:
+        present = [v[key] for v in visions if v and key in v]
+        if present[0].ndim == 1:  # per token over the prompt
+            rows = []
+            for vision, length in zip(visions, lengths):
+                value = vision[key] if vision and key in vision else torch.zeros(0, dtype=present[0].dtype)
+                value = torch.nn.functional.pad(value, (0, length - len(value)))  # generated tokens are text
+                pad = (width - length, 0) if left_pad else (0, width - length)
+                rows.append(torch.nn.functional.pad(value, pad))
+            out[key] = torch.stack(rows)
+        else:
+            out[key] = torch.cat(present)
+    return out
 
 
 def count_tokens(batch: dict[str, torch.Tensor], pad_id: int) -> tuple[int, int]:

@@ -87,10 +87,10 @@ def model_class(config: ModelConfig) -> type:
     return AutoModelForImageTextToText if is_image_text_config(hf_config) else AutoModelForCausalLM
 
 
-def reads_images(config: ModelConfig) -> bool:
-    """Whether the recipe's model is an image-text one: its data may carry images, and its rows go through
-    the processor."""
-    return model_class(config) is AutoModelForImageTextToText
+def image_text_processor(config: ModelConfig) -> ProcessorMixin | None:
+    """The processor of an image-text model, None for a text model: where it is not None, data may carry
+    images, rows go through it, and it is saved beside the model."""
+    return load_processor(config) if model_class(config) is AutoModelForImageTextToText else None
 
 
 def load_model(config: ModelConfig) -> PreTrainedModel:

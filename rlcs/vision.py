@@ -28,6 +28,8 @@ from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 from transformers.models.glm4v import Glm4vImageProcessorPil, Glm4vProcessor
 from transformers.utils import is_torchvision_available
 
+from rlcs.packing import IGNORE
+
 IMAGE_START, IMAGE, IMAGE_END = "<|begin_of_image|>", "<|image|>", "<|end_of_image|>"
 VIDEO_START, VIDEO, VIDEO_END = "<|begin_of_video|>", "<|video|>", "<|end_of_video|>"
 # Glm4vProcessor looks all six up by these names; the video ones are needed even for images
@@ -229,7 +231,7 @@ def image_filler(processor: ProcessorMixin) -> dict[str, Any]:
     text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], tokenize=False)
     ids, vision = split_processor_output(processor(text=[text], images=[Image.new("RGB", (28, 28))],
                                                    return_tensors="pt", add_special_tokens=False))
-    return {"input_ids": ids, "labels": [-100] * len(ids), **vision}
+    return {"input_ids": ids, "labels": [IGNORE] * len(ids), **vision}
 
 
 # Where an image-text model keeps its vision tower, and the parts of it that project into the decoder.
@@ -240,8 +242,8 @@ PROJECTOR_PARTS = ("merger", "downsample", "multi_modal_projector", "mm_projecto
 
 
 def parameter_role(name: str) -> str:
-    """``vision``, ``projector`` or ``decoder`` for a parameter name of an image-text model (every
-    parameter of a text model is ``decoder``)."""
+    """``vision``, ``projector`` or ``decoder`` for a parameter (or module) name of an image-text model
+    (everything of a text model is ``decoder``)."""
     parts = name.split(".")
     if any(part in ("multi_modal_projector", "mm_projector") for part in parts):
         return "projector"
@@ -251,16 +253,12 @@ def parameter_role(name: str) -> str:
     return "decoder"
 
 
-def freeze_vision_tower(model: torch.nn.Module) -> int:
-    """Stop gradients to the vision tower (not the projector); the number of parameters frozen. A model
-    with no vision tower is an error: the recipe asked for something this model does not have."""
-    frozen, found = 0, False
-    for name, parameter in model.named_parameters():
-        if parameter_role(name) == "vision":
-            found = True
-            parameter.requires_grad_(False)
-            frozen += getattr(parameter, "ds_numel", parameter.numel())  # ZeRO-3 partitions at load
-    if not found:
+def freeze_vision_tower(model: torch.nn.Module) -> None:
+    """Stop gradients to the vision tower (not the projector). A model with no vision tower is an error:
+    the recipe asked for something this model does not have."""
+    tower = [parameter for name, parameter in model.named_parameters() if parameter_role(name) == "vision"]
+    if not tower:
         raise ValueError("model.freeze_vision: this model has no vision tower (no parameter under "
                          f"{' / '.join(VISION_PREFIXES)})")
-    return frozen
+    for parameter in tower:
+        parameter.requires_grad_(False)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from rlcs.config import PolicyConfig
-from rlcs.engine import Completion, batch_vision
+from rlcs.engine import Completion
 from rlcs.guards import NonFiniteGuard
+from rlcs.packing import batch_vision
 from rlcs.rl.loss import aggregate, clipped_policy_loss, entropy_from_logits, kl_k3
 
 

@@ -9,7 +9,7 @@ from rlcs.config import PretrainRecipe, dump_recipe
 from rlcs.data import load_texts
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import chunk_stream
-from rlcs.runtime import load_processor, load_tokenizer, load_trainable_model, make_accelerator, reads_images
+from rlcs.runtime import image_text_processor, load_tokenizer, load_trainable_model, make_accelerator
 
 
 def run(recipe: PretrainRecipe) -> Path:
@@ -27,5 +27,5 @@ def run(recipe: PretrainRecipe) -> Path:
     eval_rows = blocks(data.eval)[0] if data.eval else None
     model = load_trainable_model(recipe.model)
     # an image-text model's decoder pretrains on text here; its processor is saved with it for the next stage
-    processor = load_processor(recipe.model) if reads_images(recipe.model) else None
+    processor = image_text_processor(recipe.model)
     return train_causal_lm(accelerator, recipe, "pretrain", model, tokenizer, train_rows, eval_rows, stats, processor)

@@ -36,12 +36,11 @@ from rlcs.rl.failures import FailureBudget, RewardFailures
 from rlcs.rl.policy import build_batch, policy_update
 from rlcs.rl.rollout import Group, rollout_round
 from rlcs.runtime import (
-    load_processor,
+    image_text_processor,
     load_tokenizer,
     load_trainable_model,
     make_accelerator,
     parameter_counts,
-    reads_images,
 )
 from rlcs.vision import image_filler
 from rlcs.zero3 import fill_bucket_sizes, reference_model
@@ -57,9 +56,9 @@ def run(recipe: RLRecipe) -> Path:
     if accelerator.is_main_process:
         dump_recipe(recipe, output_dir / "recipe.yaml")
 
-    reads = reads_images(recipe.model)  # an image-text model: rows may carry images, prompts go through its processor
-    examples = load_examples(recipe.data.train, recipe.data.split, images=reads)
-    eval_examples = _eval_subset(recipe, reads)
+    processor = image_text_processor(recipe.model)  # for an image-text model: rows may carry images
+    examples = load_examples(recipe.data.train, recipe.data.split, images=processor is not None)
+    eval_examples = _eval_subset(recipe, processor is not None)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
                                       examples + eval_examples, recipe.reward_workers.workers,
                                       recipe.reward_workers.timeout_s, recipe.reward_workers.memory_mb)
@@ -76,7 +75,6 @@ def run(recipe: RLRecipe) -> Path:
     ref_model = reference_model(recipe.model, accelerator) if cfg.kl_coef > 0 else None
     scheduler = build_scheduler(unwrap_optimizer(optimizer), recipe.optim,
                                 recipe.train.steps * cfg.ppo_epochs * cfg.mini_batches)
-    processor = load_processor(recipe.model) if reads else None
     filler = image_filler(processor) if processor is not None else None  # the vision tower runs in every batch
     engine = build_engine(recipe.rollout, policy, tokenizer, accelerator, recipe.model, recipe.seed,
                           processor=processor)

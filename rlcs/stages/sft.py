@@ -9,7 +9,7 @@ from rlcs.config import SFTRecipe, dump_recipe
 from rlcs.data import load_sft_conversations
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import pack_sequences, padded_rows
-from rlcs.runtime import load_processor, load_tokenizer, load_trainable_model, make_accelerator, reads_images
+from rlcs.runtime import image_text_processor, load_tokenizer, load_trainable_model, make_accelerator
 
 
 def run(recipe: SFTRecipe) -> Path:
@@ -19,7 +19,7 @@ def run(recipe: SFTRecipe) -> Path:
     tokenizer = load_tokenizer(recipe.model)
     # An image-text model's rows (text-only ones too) go through its processor, so every batch has the
     # same tensors; a text model's rows with images are refused when loaded.
-    processor = load_processor(recipe.model) if reads_images(recipe.model) else None
+    processor = image_text_processor(recipe.model)
     data = recipe.data
 
     def rows(source: str):
