@@ -24,6 +24,7 @@ from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table, recipe_router  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.runtime import image_text_processor, load_model, load_tokenizer  # noqa: E402
+from rlcs.tasks import UNWORKED_REASONING  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,12 +55,22 @@ def main() -> None:
     processor = image_text_processor(config)
     examples = load_examples(str(REPO / data_dir / "eval.jsonl"), images=processor is not None)
     recipe, router = recipe_router(REPO / args.recipe / "rl.yaml", config.path, examples)
+
+    def greedy_eval(model_dir: Path) -> tuple[dict[str, float], list[dict]]:
+        stage_config = ModelConfig(path=str(model_dir))
+        return evaluate(load_model(stage_config), load_tokenizer(stage_config), examples,
+                        recipe.train.eval_max_new_tokens, show_progress=False, scorer=router.score,
+                        processor=processor)
+
     started = time.time()
-    metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
-                          show_progress=False, scorer=router.score, processor=processor)
+    metrics, sft_results = greedy_eval(out / "sft" / "model")
     eval_seconds = time.time() - started
 
-    rl_section = _rl_before_after(out / "rl", folder) if (out / "rl" / "metrics.jsonl").exists() else ""
+    rl_section = ""
+    if (out / "rl" / "metrics.jsonl").exists():
+        rl_metrics, rl_results = greedy_eval(out / "rl" / "model")
+        rl_section = _rl_before_after(out / "rl", folder) + _strategies(metrics, rl_metrics, sft_results,
+                                                                        rl_results, len(examples))
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
     command = "python benchmarks/pipeline.py" + ("" if default else f" --recipe {args.recipe}")
@@ -87,6 +98,40 @@ Exact boxed answer after whitespace normalisation:
 {format_table(metrics, "exact")}
 {rl_section}
 """)
+
+
+def _strategies(sft_metrics: dict, rl_metrics: dict, sft_results: list[dict], rl_results: list[dict],
+                count: int) -> str:
+    """All held-out items, greedy, SFT model against RL model: overall, and how often each level's
+    answer was stated without working (the unworked traces of the SFT data) and how often each way was right."""
+
+    def by_level(results: list[dict]) -> dict[int, tuple[int, float, float]]:
+        table = {}
+        for level in sorted({r["level"] for r in results}):
+            rows = [r for r in results if r["level"] == level]
+            unworked = [r["score"] for r in rows if UNWORKED_REASONING in r["completion"]]
+            worked = [r["score"] for r in rows if UNWORKED_REASONING not in r["completion"]]
+            table[level] = (len(unworked) / len(rows),
+                            sum(unworked) / len(unworked) if unworked else float("nan"),
+                            sum(worked) / len(worked) if worked else float("nan"))
+        return table
+
+    def share(value: float) -> str:
+        return "–" if value != value else f"{value:.0%}"  # NaN: no completion went that way
+
+    sft, rl = by_level(sft_results), by_level(rl_results)
+    lines = [" | ".join([f"| {level}"] + [f"{share(sft[level][i])} → {share(rl[level][i])}" for i in range(3)]) + " |"
+             for level in sft]
+    return f"""
+
+All {count} held-out items, greedy, SFT model → RL model: verifier-scored {sft_metrics['eval/accuracy']:.1%} →
+{rl_metrics['eval/accuracy']:.1%}, exact {sft_metrics['eval/exact']:.1%} → {rl_metrics['eval/exact']:.1%}.
+How the answers were reached, by level ("unworked": the completion states the answer without working,
+the habit of the SFT data's unworked traces; accuracy is verifier-scored):
+
+| level | unworked | accuracy when unworked | accuracy when worked |
+|---|---|---|---|
+""" + "\n".join(lines)
 
 
 def _rl_before_after(rl_dir: Path, folder: str) -> str:

@@ -319,6 +319,19 @@ class SuiteRecipe(Section):
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
                                   "added to the pretraining corpus")
+    sft_unworked_per_level: dict[int, int] = Field(
+        default_factory=dict, description="level -> extra SFT rows per text domain whose trace states the "
+        "answer without working it out (drawn apart from the sft_per_level worked rows); missing levels: none")
+
+    @model_validator(mode="after")
+    def _unworked_levels_exist(self) -> SuiteRecipe:
+        unknown = sorted(set(self.sft_unworked_per_level) - set(self.levels))
+        if unknown:
+            raise ValueError(f"sft_unworked_per_level names levels {unknown} that are not in levels {self.levels}")
+        negative = {level: n for level, n in self.sft_unworked_per_level.items() if n < 0}
+        if negative:
+            raise ValueError(f"sft_unworked_per_level counts must be >= 0, got {negative}")
+        return self
 
 
 class TokenizerSpec(Section):

@@ -146,3 +146,37 @@ def test_algebra_traces_end_by_stating_the_unknown():
         letter = problem.prompt.split(":")[0].split()[-1]
         assert problem.steps[-1].endswith(f"so {letter} = {problem.answer}."), problem.steps
 
+
+
+def test_unworked_sft_rows_are_added_per_level_with_correct_answers_and_no_steps(tmp_path):
+    import json
+
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    recipe = validate_recipe(
+        {"output_dir": str(tmp_path), "seed": 3, "domains": ["arithmetic", "choice"], "eval_per_level": 3,
+         "rl_per_level": 2, "sft_per_level": 4, "pretrain_per_level": 2, "sft_unworked_per_level": {3: 5, 4: 0}},
+        SuiteRecipe,
+    )
+    data_stage.run(recipe)
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    unworked = [r for r in rows if tasks.UNWORKED_REASONING in r["response"]]
+    worked = [r for r in rows if tasks.UNWORKED_REASONING not in r["response"]]
+    # every worked row is still there; the unworked ones are extra, only at level 3, 5 per domain
+    assert len(worked) == 2 * 4 * 4
+    assert sorted((r["domain"], r["level"]) for r in unworked) == [("arithmetic", 3)] * 5 + [("choice", 3)] * 5
+    for row in unworked:
+        assert row["response"].startswith(f"<think>{tasks.UNWORKED_REASONING}</think><answer>")
+        assert extract_answer(row["response"]).answer == row["answer"]
+    held_out = {json.loads(line)["id"] for line in (tmp_path / "eval.jsonl").read_text().splitlines()}
+    assert held_out.isdisjoint(r["id"] for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("shares, message", [({5: 10}, "not in levels"), ({2: -1}, ">= 0")])
+def test_unworked_rows_at_unknown_levels_or_negative_counts_are_rejected(tmp_path, shares, message):
+    from rlcs.config import RecipeError, SuiteRecipe, validate_recipe
+
+    with pytest.raises(RecipeError, match=message):
+        validate_recipe({"output_dir": str(tmp_path), "sft_unworked_per_level": shares}, SuiteRecipe)

@@ -42,10 +42,14 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     documents += [{"text": drills.lookup_document(drill_rng)} for _ in range(recipe.pretrain_lookups)]
     random.Random(recipe.seed).shuffle(documents)
 
+    sft_ids = {p.id for p in sft}
+    unworked = [p for level, count in sorted(recipe.sft_unworked_per_level.items()) if count
+                for p in tasks.generate(count, f"{recipe.seed}:sft-unworked", text_domains, (level,),
+                                        held_out_ids | sft_ids)] if text_domains else []
     splits = {
         "eval.jsonl": [p.example() for p in held_out],
         "rl.jsonl": [p.example() for p in rl],
-        "sft.jsonl": [p.sft_row() for p in sft],
+        "sft.jsonl": [p.sft_row() for p in sft] + [p.sft_row(worked=False) for p in unworked],
         "sft_eval.jsonl": [p.sft_row() for p in held_out],
         "pretrain.jsonl": documents,
         "pretrain_eval.jsonl": [{"text": p.document()} for p in held_out],
@@ -67,7 +71,8 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     dump_recipe(recipe, out / "recipe.yaml")
     counts = {name: len(rows) for name, rows in splits.items()}
     per_domain = Counter(p.domain for p in held_out)
-    print(f"wrote the task suite to {out}: {counts}; eval per domain {dict(per_domain)}")
+    print(f"wrote the task suite to {out}: {counts}; eval per domain {dict(per_domain)}"
+          + (f"; of the SFT rows, {len(unworked)} are unworked" if unworked else ""))
     return counts
 
 

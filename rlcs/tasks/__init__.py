@@ -17,6 +17,8 @@ from typing import Any
 from rlcs.tasks import algebra, arithmetic, choice, counting, transcription
 
 BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
+# The whole "reasoning" of an unworked trace: the answer is stated, not derived (see ``Problem.response``).
+UNWORKED_REASONING = "I can see the answer without working it out."
 
 DOMAINS = {
     "arithmetic": arithmetic.make,
@@ -44,10 +46,17 @@ class Problem:
     def reasoning(self) -> str:
         return "\n".join(self.steps)
 
-    def response(self) -> str:
-        """The long-CoT response in the GLM-4.1V-Thinking format."""
+    def response(self, worked: bool = True) -> str:
+        """The long-CoT response in the GLM-4.1V-Thinking format.
+
+        ``worked=False`` gives an unworked trace: a correct answer with no steps, the hasty
+        kind of trace real distilled SFT data holds next to careful ones. On multi-step
+        items a model that imitates it guesses, so RL has a behaviour to improve that
+        carries over to unseen items: working the problem out.
+        """
+        reasoning = self.reasoning() if worked else UNWORKED_REASONING
         return (
-            f"<think>{self.reasoning()}</think>"
+            f"<think>{reasoning}</think>"
             f"<answer>{self.answer_lead}{BOX_OPEN}{self.answer}{BOX_CLOSE}</answer>"
         )
 
@@ -60,8 +69,8 @@ class Problem:
             "answer": self.answer,
         }
 
-    def sft_row(self) -> dict:
-        return {**self.example(), "response": self.response()}
+    def sft_row(self, worked: bool = True) -> dict:
+        return {**self.example(), "response": self.response(worked)}
 
     def document(self) -> str:
         """Plain prose for pretraining: the skills without the chat format."""
