@@ -105,7 +105,7 @@ def _strategies(sft_metrics: dict, rl_metrics: dict, sft_results: list[dict], rl
     """All held-out items, greedy, SFT model against RL model: overall, and how often each level's
     answer was stated without working (the unworked traces of the SFT data) and how often each way was right."""
 
-    def by_level(results: list[dict]) -> dict[int, tuple[int, float, float]]:
+    def by_level(results: list[dict]) -> dict[int, tuple[float, float, float]]:
         table = {}
         for level in sorted({r["level"] for r in results}):
             rows = [r for r in results if r["level"] == level]

@@ -22,10 +22,10 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     text_domains = [d for d in recipe.domains if d not in visual.VISUAL_DOMAINS]
     image_domains = [d for d in recipe.domains if d in visual.VISUAL_DOMAINS]
 
-    def draw(count: int, salt: str, exclude: set[str]) -> list[tasks.Problem]:
+    def draw(count: int, salt: str, exclude: set[str], at_levels: tuple[int, ...] = levels) -> list[tasks.Problem]:
         if not text_domains:
             return []
-        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=levels,
+        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=at_levels,
                               exclude_ids=exclude)
 
     def draw_images(count: int, salt: str, exclude: set[str]) -> list[visual.VisualProblem]:
@@ -43,9 +43,8 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     random.Random(recipe.seed).shuffle(documents)
 
     sft_ids = {p.id for p in sft}
-    unworked = [p for level, count in sorted(recipe.sft_unworked_per_level.items()) if count
-                for p in tasks.generate(count, f"{recipe.seed}:sft-unworked", text_domains, (level,),
-                                        held_out_ids | sft_ids)] if text_domains else []
+    unworked = [p for level, count in sorted(recipe.sft_unworked_per_level.items())
+                for p in draw(count, "sft-unworked", held_out_ids | sft_ids, (level,))]
     splits = {
         "eval.jsonl": [p.example() for p in held_out],
         "rl.jsonl": [p.example() for p in rl],
