@@ -1,4 +1,4 @@
-"""`rlcs plan` against measured peak memory (CPU: peak RSS) and against published GPU figures.
+"""`rlcs plan` against measured peak memory (CPU: peak RSS).
 
     python benchmarks/plan_vs_measured.py [--tiny outputs/tiny]
 
@@ -8,8 +8,7 @@ builds its optimizer (data read, model loaded): what training took beyond the lo
 plan's figure is its peak minus the same loaded weights.
 Runs: the tiny recipes' SFT and RL stages, and a 25M-parameter model of the same family (built
 from a config) for SFT with and without gradient checkpointing, on 1 process and on 2 ZeRO-3
-processes. Published: GLM-4.1V-9B full fine-tuning (LLaMA-Factory, 4 x A100, batch 1 per GPU,
-../shared/FIELD.md) against `rlcs plan` for a GLM-4-9B-sized language model with the same setup.
+processes. The published GPU figures are compared in benchmarks/plan_recipes.py.
 """
 
 from __future__ import annotations
@@ -27,10 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MID_MODEL = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
              "num_key_value_heads": 2, "head_dim": 64, "max_position_embeddings": 1024}
-GLM4_9B = {"hidden_size": 4096, "intermediate_size": 13696, "num_hidden_layers": 40, "num_attention_heads": 32,
-           "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 151552, "max_position_embeddings": 32768,
-           "pad_token_id": 151329, "tie_word_embeddings": False}
-
 
 def rss_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -103,32 +98,6 @@ def build_mid_model(tiny: Path, out: Path) -> Path:
     return out
 
 
-def glm_rows() -> tuple[list[str], int]:
-    """rlcs plan for a GLM-4-9B-sized model, bf16 with DeepSpeed mixed precision, batch 1, 2048 tokens,
-    gradient checkpointing on (LLaMA-Factory's defaults), against the published totals over 4 GPUs."""
-    from types import SimpleNamespace
-
-    from transformers import AutoConfig
-
-    from rlcs.plan import GIB, Launch, plan_terms, read_architecture
-
-    with tempfile.TemporaryDirectory() as config_dir:  # rlcs plan reads a model's config.json, nothing else
-        AutoConfig.for_model("glm4", **GLM4_9B).save_pretrained(config_dir)
-        arch = read_architecture(config_dir)
-    recipe = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16", gradient_checkpointing=True),
-                             train=SimpleNamespace(micro_batch_size=1), data=SimpleNamespace(seq_len=2048))
-    rows = []
-    for stage, published_gb in ((3, 192), (2, 280)):
-        launch = Launch(processes=4, deepspeed=True, zero_stage=stage, mixed_precision=True)
-        train, _ = plan_terms(recipe, "sft", arch, launch, 0)
-        per_gpu = sum(t.bytes for t in train)
-        total_gb = 4 * per_gpu / 1e9
-        rows.append(f"| GLM-4.1V-9B full fine-tuning, ZeRO-{stage}, 4 GPUs, ViT frozen (total) | "
-                    f"{published_gb} GB (published) | {total_gb:.0f} GB ({per_gpu / GIB:.1f} GiB per GPU) | "
-                    f"{(total_gb - published_gb) / published_gb:+.0%} |")
-    return rows, arch.parameters
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         stage, config, out = sys.argv[2:5]
@@ -171,7 +140,6 @@ def main() -> None:
             got = measure(stage, config, overrides, zero3 if accelerate else None)
             rows.append(f"| {name} | {got / GIB:.3f} GiB | {expected / GIB:.3f} GiB | {(expected - got) / got:+.0%} |")
             print(rows[-1], flush=True)
-    glm, glm_parameters = glm_rows()
     write_section("plan_vs_measured", f"""
 ## `rlcs plan` against measured and published peak memory
 
@@ -188,13 +156,7 @@ run (48 new tokens, no force answering) fills its budget as the plan assumes. Ma
 |---|---|---|---|
 {chr(10).join(rows)}
 
-Published GPU figures (../shared/FIELD.md: LLaMA-Factory, A100, batch 1 per GPU) against `rlcs plan` for a
-GLM-4-9B-sized language model ({glm_parameters / 1e9:.2f}B parameters; the frozen ViT is not counted),
-bf16 with DeepSpeed mixed precision, 2048 tokens, gradient checkpointing on, AdamW:
-
-| setup | published | rlcs plan | plan vs published |
-|---|---|---|---|
-{chr(10).join(glm)}
+GLM-4.1V-9B against its published fine-tuning memory: section `plan_recipes` (benchmarks/plan_recipes.py).
 """)
 
 

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
     plan.add_argument("--prompt-tokens", type=int, default=None,
                       help="RL: longest prompt in tokens (default: measured on the recipe's data.train)")
+    plan.add_argument("--image-patches", type=int, default=None,
+                      help="image-text models: vision-tower patches per sequence (default: the largest among the "
+                           "data's rows, else 1024, a 448x448 image)")
     grade = commands.add_parser("grade", help="offline difficulty: pass rate of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")

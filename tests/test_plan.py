@@ -9,8 +9,9 @@ from rlcs.plan import GIB, Launch, activation_bytes, model_states_bytes, read_ar
 from .conftest import REPO, run_rlcs
 
 
-def _saved_bytes(model, ids) -> int:
-    """Bytes of the tensors autograd keeps for backward, parameters excluded (each storage once)."""
+def saved_bytes(model, forward) -> int:
+    """Bytes of the tensors autograd keeps for backward while ``forward()`` runs, ``model``'s parameters
+    excluded (each storage once)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages = {}
 
@@ -21,7 +22,7 @@ def _saved_bytes(model, ids) -> int:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(input_ids=ids, labels=ids, use_cache=False)
+        forward()
     return sum(storages.values())
 
 
@@ -33,7 +34,8 @@ def test_activation_estimate_matches_what_autograd_keeps(micro_model_dir, checkp
     model = load_model(ModelConfig(path=str(micro_model_dir), gradient_checkpointing=checkpointing)).train()
     arch = read_architecture(str(micro_model_dir))
     tokens = 4 * 128
-    measured = _saved_bytes(model, torch.randint(5, arch.vocab, (4, 128)))
+    ids = torch.randint(5, arch.vocab, (4, 128))
+    measured = saved_bytes(model, lambda: model(input_ids=ids, labels=ids, use_cache=False))
     planned = activation_bytes(arch, tokens, 4, checkpointing) + tokens * arch.vocab * 4  # + saved log-softmax
     from rlcs.plan import layer_activation_bytes
 
@@ -61,6 +63,22 @@ def test_model_states_follow_deepspeeds_byte_counts():
     offload = Launch(processes=4, deepspeed=True, zero_stage=3, mixed_precision=True, offload_optimizer=True,
                      offload_params=True)
     assert model_states_bytes(p, largest, offload, 2) == 4 * largest
+
+
+def test_frozen_weights_are_held_without_gradients_or_optimizer_states():
+    """freeze_vision and LoRA: T trained, F frozen, each launcher's bytes worked out by hand."""
+    p, t, largest = 1_000_000_000, 100_000_000, 50_000_000
+    f = p - t
+    assert model_states_bytes(p, largest, Launch(), 2, t) == 8 * t + 2 * f  # bf16 AdamW on T, weights of F
+    assert model_states_bytes(p, largest, Launch(), 2, t, trained_bytes=4) == 16 * t + 2 * f  # fp32 adapters
+    zero2 = Launch(processes=4, deepspeed=True, zero_stage=2, mixed_precision=True)
+    assert model_states_bytes(p, largest, zero2, 2, t) == 2 * t + 18 * t // 4 + 2 * f
+    zero3 = Launch(processes=4, deepspeed=True, zero_stage=3, mixed_precision=True)
+    assert model_states_bytes(p, largest, zero3, 2, t) == 4 * largest + 18 * t // 4 + 2 * f // 4
+    fp32_zero3 = Launch(processes=4, deepspeed=True, zero_stage=3)
+    assert model_states_bytes(p, largest, fp32_zero3, 4, t) == 4 * largest + (4 * p + 16 * t) // 4
+    # all trained: the same bytes as before frozen weights were counted
+    assert model_states_bytes(p, largest, zero3, 2, p) == model_states_bytes(p, largest, zero3, 2)
 
 
 def test_plan_prints_the_peak_and_the_term_to_cut(micro_model_dir, suite_dir):

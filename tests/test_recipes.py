@@ -38,3 +38,55 @@ def test_launcher_configs_point_at_valid_deepspeed_files(path: Path):
         assert ds["zero_optimization"]["stage"] in (2, 3)
         if ds["zero_optimization"]["stage"] == 3:
             assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+REAL_MODEL = sorted(p for p in RECIPES if p.stem in ("sft", "rl") and not p.parent.name.startswith("tiny"))
+DATA_FILES = {"sft.jsonl", "sft_eval.jsonl", "rl.jsonl", "eval.jsonl"}  # what `rlcs data` writes
+
+
+@pytest.mark.parametrize("path", REAL_MODEL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_model_recipes_reference_existing_files_and_a_consistent_launcher(path: Path):
+    import re
+
+    raw = yaml.safe_load(path.read_text())
+    header = path.read_text()
+    launch = re.search(r"^#\s+\./launch\.sh (\S+) --accelerate (\S+)", header, re.M)
+    assert launch and launch.group(1) == f"recipes/{path.parent.name}", "the header's launch line names its folder"
+    accelerate = yaml.safe_load((REPO / launch.group(2)).read_text())
+    ds = json.loads((REPO / accelerate["deepspeed_config"]["deepspeed_config_file"]).read_text())
+    assert ds["zero_optimization"]["stage"] == 3 and ds["bf16"]["enabled"] is True
+    assert raw["model"]["dtype"] == "bfloat16" and f"{accelerate['num_processes']}xA100" in header
+    batch = re.search(r"Global batch (\d+): (\d+) GPUs x (\d+) micro x (\d+) accumulation", header)
+    if batch:
+        total, gpus, micro, accumulation = map(int, batch.groups())
+        assert (gpus, micro, accumulation) == (accelerate["num_processes"], raw["train"]["micro_batch_size"],
+                                               raw["train"]["grad_accum"]) and total == gpus * micro * accumulation
+    # every data file is one a shipped data recipe writes
+    outputs = {yaml.safe_load(p.read_text())["output_dir"] for p in RECIPES if p.stem == "data"}
+    for key in ("train", "eval"):
+        file = Path(raw["data"][key])
+        assert str(file.parent) in outputs and file.name in DATA_FILES, f"data.{key}: nothing writes {file}"
+    chained = str(raw["model"]["path"]).startswith("outputs/")
+    assert not chained or raw["model"]["path"] == f"outputs/{path.parent.name}/sft/model"
+    assert raw["output_dir"] == f"outputs/{path.parent.name}/{path.stem}"
+
+
+@pytest.mark.parametrize("path", REAL_MODEL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_model_recipes_state_the_memory_rlcs_plan_gives(path: Path, monkeypatch):
+    """The header's expected peak per GPU is what `rlcs plan` says for the recipe today (offline: the
+    models' published sizes), so a change to the plan or the recipe cannot leave a stale figure."""
+    import re
+    import sys
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from plan_recipes import header_line, plan_recipe
+
+    gib, phase, printed = plan_recipe(path)
+    stated = re.search(r"^# Expected peak memory per GPU.*$", path.read_text(), re.M)
+    assert stated and stated.group(0) == header_line(path, gib, phase, "vision patches" in printed), \
+        "run python benchmarks/plan_recipes.py --write-headers"
+    assert gib < 80, "the recipe does not fit the 80 GiB GPUs it names"
+    if "freeze-vit" in path.parent.name or "lora" in path.parent.name:
+        assert "trained)" in printed and "the tower frozen" in printed
+    sys.modules.pop("plan_recipes", None)

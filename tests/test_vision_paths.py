@@ -14,6 +14,7 @@ from rlcs.engine import HFEngine, Prompt, SamplingParams, greedy
 from rlcs.packing import IGNORE, collate, pack_sequences, padded_rows
 from rlcs.rl.policy import build_batch, token_logprobs
 
+from .test_plan import saved_bytes
 from .test_vision import processor, vl_dir, vl_model  # noqa: F401  (module fixtures)
 
 WIDE, TALL = (560, 28), (28, 560)
@@ -237,6 +238,45 @@ def test_plan_reads_an_image_text_model_with_every_tower_counted(vl_dir):  # noq
     assert arch.parameters == sum({id(p): p.numel() for p in model.parameters()}.values())
     text = model.config.text_config
     assert (arch.hidden, arch.layers, arch.vocab) == (text.hidden_size, text.num_hidden_layers, text.vocab_size)
+
+
+def test_plan_counts_what_the_training_code_trains(vl_dir):  # noqa: F811
+    """freeze_vision and LoRA are applied by the stages' own functions on the meta model: the plan's
+    trained count is what load_trainable_model leaves with requires_grad, tower flag included."""
+    from rlcs.config import LoraConfig, ModelConfig
+    from rlcs.plan import read_architecture
+    from rlcs.runtime import load_trainable_model
+
+    lora = LoraConfig(r=4, alpha=8)
+    for freeze, adapters in ((True, None), (False, lora), (True, lora)):
+        arch = read_architecture(str(vl_dir), freeze_vision=freeze, lora=adapters)
+        model = load_trainable_model(ModelConfig(path=str(vl_dir), freeze_vision=freeze, lora=adapters))
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert arch.trained == trained < arch.parameters == sum(p.numel() for p in model.parameters())
+        assert arch.vision_trained is (not freeze)
+    assert read_architecture(str(vl_dir)).trained_parameters == read_architecture(str(vl_dir)).parameters
+
+
+def test_plan_vision_activations_match_what_autograd_keeps(vl_dir):  # noqa: F811
+    from transformers import AutoModelForImageTextToText
+
+    from rlcs.config import ModelConfig
+    from rlcs.plan import layer_activation_bytes, read_architecture, vision_activation_bytes
+    from rlcs.runtime import load_processor
+
+    arch = read_architecture(str(vl_dir))
+    model = AutoModelForImageTextToText.from_pretrained(vl_dir).train()
+    wide = Image.new("RGB", (224, 112))
+    wide.putdata([(x, y, (x * y) % 255) for y in range(112) for x in range(224)])
+    inputs = load_processor(ModelConfig(path=str(vl_dir))).image_processor(images=[wide, wide], return_tensors="pt")
+    patches = int(inputs["image_grid_thw"].prod(dim=1).sum())
+    measured = saved_bytes(model, lambda: model.model.get_image_features(
+        pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"]))
+    # what the forward keeps, without the backward's working set of one layer
+    planned = vision_activation_bytes(arch, patches, 4, False) - patches * layer_activation_bytes(arch.vision, 4)
+    assert planned == pytest.approx(measured, rel=0.15)
+    frozen = read_architecture(str(vl_dir), freeze_vision=True)
+    assert vision_activation_bytes(frozen, patches, 4, False) < planned / 5  # only the projector's input
 
 
 def test_the_filler_row_changes_no_log_probability_of_a_text_batch(vl_model, processor):  # noqa: F811
