@@ -492,7 +492,7 @@ def main(args) -> int:
             try:
                 image_patches = largest_image_patches(recipe)
             except OSError as exc:  # the processor of a hub id, offline
-                print(f"cannot load the processor to size the data's images ({exc}); assuming 1024 patches")
+                print(f"cannot load the processor to size the data's images: {exc}")
             else:
                 if image_patches is not None:
                     print(f"largest image input in {recipe.data.train}: {image_patches} patches "
