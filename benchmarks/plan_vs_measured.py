@@ -120,14 +120,19 @@ def main() -> None:
         rl = [f"model.path={tiny}/sft/model", "logging.wandb=false", "data.eval=null", "train.steps=3",
               "train.resume=never"]
         from rlcs.config import RLRecipe, load_recipe
-        from rlcs.plan import longest_prompt
+        from rlcs.plan import longest_prompt, read_architecture
 
         prompt = longest_prompt(load_recipe("recipes/tiny/rl.yaml", RLRecipe, rl))
+        size = f"{read_architecture(str(tiny / 'sft/model')).parameters / 1e6:.2f}M"
+        from rlcs.metrics import read_metrics
+
+        lengths = [m["rollout/length_mean"] for m in read_metrics(tiny / "rl") if "rollout/length_mean" in m]
+        length = f"{sum(lengths) / len(lengths):.0f}" if lengths else "unknown"
         quiet = ["logging.wandb=false", "data.eval=null", "train.max_steps=3", "train.resume=never"]
         runs = [
-            ("tiny SFT (0.8M), 1 process", "sft", sft, [f"model.path={tiny}/pretrain/model", *quiet], None, 0),
-            ("tiny RL (0.8M), 1 process, the recipe as is", "rl", "recipes/tiny/rl.yaml", rl, None, prompt),
-            ("tiny RL (0.8M), 1 process, completions fill the budget", "rl", "recipes/tiny/rl.yaml",
+            (f"tiny SFT ({size}), 1 process", "sft", sft, [f"model.path={tiny}/pretrain/model", *quiet], None, 0),
+            (f"tiny RL ({size}), 1 process, the recipe as is", "rl", "recipes/tiny/rl.yaml", rl, None, prompt),
+            (f"tiny RL ({size}), 1 process, completions fill the budget", "rl", "recipes/tiny/rl.yaml",
              [*rl, "rollout.max_new_tokens=48", "rollout.force_answer=false"], None, prompt),
             ("25M model SFT, 1 process", "sft", sft, [f"model.path={mid}", *quiet], None, 0),
             ("25M model SFT, gradient checkpointing, 1 process", "sft", sft,
@@ -141,16 +146,17 @@ def main() -> None:
             rows.append(f"| {name} | {got / GIB:.3f} GiB | {expected / GIB:.3f} GiB | {(expected - got) / got:+.0%} |")
             print(rows[-1], flush=True)
     write_section("plan_vs_measured", f"""
-## `rlcs plan` against measured and published peak memory
+## `rlcs plan` against measured peak memory
 
 Command: `python benchmarks/plan_vs_measured.py --tiny {args.tiny}`. Measured on CPU: peak resident memory
 of the process running the stage (3 optimizer steps; under ZeRO-3 the larger of the 2 processes) minus its
 resident memory when the stage builds its optimizer (data read, model loaded). Planned: `rlcs plan`'s peak
 per process for the same recipe, overrides and launcher (RL: the longest prompt of the data, {prompt} tokens)
 minus the same loaded weights. Both are what training adds to a loaded model. The RL plan assumes every
-completion uses the whole budget and prompts of similar length (logits are taken from the shortest
-prompt's end on); the tiny policy's completions are shorter (about 50 of 128 tokens), and the second RL
-run (48 new tokens, no force answering) fills its budget as the plan assumes. Machine: {machine()}.
+completion uses the whole budget, prompts of similar length (logits are taken from the shortest
+prompt's end on) and RLCS's largest over-sampling (3x the batch per generate call); the tiny policy's
+completions are shorter (mean {length} of 128 tokens in `{args.tiny}/rl`), and the second RL run (48 new
+tokens, no force answering) fills its budget as the plan assumes. Machine: {machine()}.
 
 | run | measured | rlcs plan | plan vs measured |
 |---|---|---|---|

@@ -28,8 +28,10 @@ counts, no weights loaded) and adds up, per process:
 - DeepSpeed's buffers under ZeRO-2/3: the contiguous gradient bucket (``reduce_bucket_size``
   elements, allocated whole), and under ZeRO-3 the prefetch bucket and the gathered parameters it
   keeps live between forward and backward (``stage3_max_live_parameters``);
-- RL generation: the weights gathered whole on every process under ZeRO-3, and the KV cache of one
-  generate call (``rollout.max_rows_per_generate`` rows of prompt + completion tokens).
+- RL generation: the weights gathered whole on every process under ZeRO-3, and the KV cache of the
+  largest generate call: a rollout (the process's share of the batch, over-sampled up to RLCS's
+  ``max_expansion``, times G) or an evaluation with held-out data, each at most
+  ``rollout.max_rows_per_generate`` rows of prompt + completion tokens.
 
 Training and generation do not overlap, so the peak is the larger of the two.
 """
@@ -358,8 +360,7 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
     if recipe.rl.kl_coef > 0:
         ref = arch.parameters * e // (launch.processes if launch.zero_stage == 3 else 1)
         train.append(Term("frozen reference model (kl_coef > 0)", ref, "rl.kl_coef: 0 (the paper uses none)"))
-    rows = recipe.rollout.max_rows_per_generate
-    length = prompt_tokens + max(recipe.rollout.max_new_tokens, recipe.train.eval_max_new_tokens)
+    rows, length = generate_call(recipe, launch.processes, prompt_tokens)
     kv = rows * length * arch.layers * 2 * arch.kv_heads * arch.head_dim * e
     generation = [Term(states.name, states.bytes, states.cut)] + [t for t in train if t.name.startswith("DeepSpeed")]
     if launch.zero_stage == 3:
@@ -371,6 +372,24 @@ def plan_terms(recipe, stage: str, arch: Architecture, launch: Launch,
     generation.append(Term(f"prefill of one generate call ({rows} rows x {prompt_tokens} prompt tokens, one layer)",
                            prefill, "a smaller rollout.max_rows_per_generate"))
     return train, generation
+
+
+def generate_call(recipe, processes: int, prompt_tokens: int) -> tuple[int, int]:
+    """(rows, tokens per row) of the largest generate call one process makes: a rollout (this process's
+    share of the examples, over-sampled up to the sampler's ``max_expansion``, times G) or, with held-out
+    data, an evaluation (its share of ``eval_max_examples`` times ``eval_samples``); each at most
+    ``rollout.max_rows_per_generate`` rows."""
+    import math
+
+    cap = recipe.rollout.max_rows_per_generate
+    expansion = getattr(getattr(recipe.sampler, recipe.sampler.name, None), "max_expansion", 1.0)
+    rollout = math.ceil(recipe.rl.batch_size * expansion / processes) * recipe.rollout.group_size
+    calls = [(min(cap, rollout), prompt_tokens + recipe.rollout.max_new_tokens)]
+    if recipe.data.eval:
+        examples = recipe.train.eval_max_examples
+        share = cap if examples is None else math.ceil(examples / processes) * max(recipe.train.eval_samples, 1)
+        calls.append((min(cap, share), prompt_tokens + recipe.train.eval_max_new_tokens))
+    return max(calls, key=lambda call: call[0] * call[1])
 
 
 def format_plan(title: str, train: list[Term], generation: list[Term], gpus: int, gpu_gib: float) -> str:

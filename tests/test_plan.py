@@ -96,6 +96,22 @@ def test_plan_prints_the_peak_and_the_term_to_cut(micro_model_dir, suite_dir):
 def test_plan_needs_no_data_files(micro_model_dir):
     """Planning happens before the data exists: the RL prompt length then defaults (and says so)."""
     out = run_rlcs(["plan", "recipes/tiny/rl.yaml", f"model.path={micro_model_dir}", "data.train=/nowhere/rl.jsonl",
-                    "--gpu-memory", "80"]).stdout
+                    "data.eval=null", "--gpu-memory", "80"]).stdout
     assert "/nowhere/rl.jsonl does not exist yet: assuming prompts of up to 1024 tokens" in out
-    assert "KV cache of one generate call (256 rows x 1152 tokens)" in out and "fits on 1 x 80 GiB" in out
+    # the largest rollout: 8 examples over-sampled up to RLCS's max_expansion of 3, times G=8
+    assert "KV cache of one generate call (192 rows x 1152 tokens)" in out and "fits on 1 x 80 GiB" in out
+
+
+def test_plan_sizes_the_kv_cache_by_the_largest_generate_call(micro_model_dir, suite_dir):
+    """A rollout's rows are the process's share of the batch times G; an evaluation's its share of the
+    held-out items times eval_samples; both capped at rollout.max_rows_per_generate."""
+    base = ["plan", "recipes/tiny/rl.yaml", f"model.path={micro_model_dir}", f"data.train={suite_dir / 'rl.jsonl'}",
+            "sampler.name=uniform"]
+    prompt = ["--prompt-tokens", "100"]
+    assert "(64 rows x 228 tokens)" in run_rlcs([*base, "data.eval=null", *prompt]).stdout  # 8 x G=8, 100 + 128
+    two = run_rlcs([*base, "data.eval=null", *prompt, "--accelerate", "recipes/accelerate/cpu_zero3.yaml"]).stdout
+    assert "(32 rows x 228 tokens)" in two  # 4 examples per process
+    evaluated = [*base, f"data.eval={suite_dir / 'eval.jsonl'}", "train.eval_max_examples=20", "train.eval_samples=5",
+                 "train.eval_max_new_tokens=200"]
+    assert "(100 rows x 300 tokens)" in run_rlcs([*evaluated, *prompt]).stdout
+    assert "(64 rows x 300 tokens)" in run_rlcs([*evaluated, "rollout.max_rows_per_generate=64", *prompt]).stdout
