@@ -477,21 +477,26 @@ def main(args) -> int:
     stage = stage_of(recipe_path, raw, args.stage)
     schema = {"pretrain": PretrainRecipe, "sft": SFTRecipe, "rl": RLRecipe}[stage]
     overrides = ([f"model.path={args.model}"] if args.model else []) + list(args.overrides)
-    data = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("data.train=")),
-                (raw.get("data") or {}).get("train"))
-    data_missing = isinstance(data, str) and data.endswith((".jsonl", ".json", ".parquet", ".csv")) \
-        and not Path(data).expanduser().exists()
-    evaluation = (raw.get("data") or {}).get("eval")
-    if isinstance(evaluation, str) and not Path(evaluation).expanduser().exists():
-        overrides.append("data.eval=null")  # held-out data does not change the memory
-    if data_missing:  # planning needs no data, except the longest RL prompt (then --prompt-tokens or 1024)
+    def given(key: str):  # the value data.<key> will have: the last override, else the recipe's
+        return next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith(f"data.{key}=")),
+                    (raw.get("data") or {}).get(key))
+
+    def not_written_yet(path) -> bool:
+        return isinstance(path, str) and path.endswith((".jsonl", ".json", ".parquet", ".csv")) \
+            and not Path(path).expanduser().exists()
+
+    data, evaluation = given("train"), given("eval")
+    data_missing = not_written_yet(data)
+    if data_missing or not_written_yet(evaluation):  # planning needs no data, only its sizes
         placeholder = Path(tempfile.mkdtemp()) / "none.jsonl"
         placeholder.write_text("")
-        overrides = [o for o in overrides if not o.startswith(("data.train=", "data.eval="))]
-        overrides += [f"data.train={placeholder}", "data.eval=null"]
-        if stage == "rl" and args.prompt_tokens is None:
-            args.prompt_tokens = 1024
-            print(f"{data} does not exist yet: assuming prompts of up to 1024 tokens (--prompt-tokens to set it)")
+        if not_written_yet(evaluation):  # the run will evaluate: its generate calls still count
+            overrides.append(f"data.eval={placeholder}")
+        if data_missing:  # the longest RL prompt then comes from --prompt-tokens, or is 1024
+            overrides.append(f"data.train={placeholder}")
+            if stage == "rl" and args.prompt_tokens is None:
+                args.prompt_tokens = 1024
+                print(f"{data} does not exist yet: assuming prompts of up to 1024 tokens (--prompt-tokens to set it)")
     recipe = load_recipe(recipe_path, schema, overrides)
     launch = read_launch(args.accelerate)
     try:
