@@ -26,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the published sizes stand in for configs on the hub
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: published sizes, no network
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
@@ -71,8 +71,8 @@ def plan_recipe(recipe: Path) -> tuple[float, str, str]:
     from rlcs.plan import main
 
     args = argparse.Namespace(recipe=str(recipe), overrides=[], accelerate=str(REPO / launcher(recipe)),
-                              stage=None, model=start_model(recipe), gpu_memory=80.0, prompt_tokens=None,
-                              image_patches=None)
+                              stage=None, model=start_model(recipe), gpu_memory=80.0, prompt_tokens=1024,
+                              image_patches=1024)  # stated, so the figure does not depend on data written later
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         main(args)
@@ -98,7 +98,7 @@ def published_rows() -> tuple[list[str], int]:
         adapters = LoraConfig(r=8, alpha=16) if lora else None
         with contextlib.redirect_stdout(io.StringIO()):
             arch = read_architecture("zai-org/GLM-4.1V-9B-Thinking", freeze_vision=freeze, lora=adapters)
-        parameters = parameters or arch.parameters
+        parameters = parameters or (arch.parameters if adapters is None else 0)  # the model without adapters
         recipe = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16", gradient_checkpointing=True, lora=adapters),
                                  train=SimpleNamespace(micro_batch_size=1), data=SimpleNamespace(seq_len=2048))
         launch = Launch(processes=gpus, deepspeed=stage > 0, zero_stage=stage, mixed_precision=stage > 0)
@@ -125,7 +125,7 @@ def main() -> None:
             text = recipe.read_text()
             if not HEADER.search(text):
                 raise ValueError(f"{name}: no '# Expected peak memory per GPU' line to rewrite")
-            line = header_line(recipe, gib, phase, "vision patches" in printed)
+            line = header_line(recipe, gib, phase, "vision activations" in printed)
             recipe.write_text(HEADER.sub(line.replace("\\", r"\\"), text))
     published, parameters = published_rows()
     write_section("plan_recipes", f"""

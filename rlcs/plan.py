@@ -507,8 +507,14 @@ def main(args) -> int:
         return 2
     prompt_tokens = args.prompt_tokens
     if stage == "rl" and prompt_tokens is None:
-        prompt_tokens = longest_prompt(recipe, images=arch.vision is not None)
-        print(f"longest prompt in {recipe.data.train}: {prompt_tokens} text tokens (--prompt-tokens to set it)")
+        try:
+            prompt_tokens = longest_prompt(recipe, images=arch.vision is not None)
+        except OSError as exc:  # no tokenizer beside a config-only directory, or a hub id offline
+            prompt_tokens = 1024
+            print(f"cannot load the tokenizer to measure the prompts ({exc}); assuming prompts of up to 1024 tokens "
+                  "(--prompt-tokens to set it)")
+        else:
+            print(f"longest prompt in {recipe.data.train}: {prompt_tokens} text tokens (--prompt-tokens to set it)")
     image_patches = 0
     if arch.vision is not None and stage != "pretrain":
         image_patches = args.image_patches
