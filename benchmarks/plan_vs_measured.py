@@ -117,8 +117,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mid = build_mid_model(tiny, Path(tmp) / "mid")
         sft = "recipes/tiny/sft.yaml"
+        # uniform sampling: every step generates exactly 8 examples x G, the rows the plan sizes the KV cache by
         rl = [f"model.path={tiny}/sft/model", "logging.wandb=false", "data.eval=null", "train.steps=3",
-              "train.resume=never"]
+              "train.resume=never", "sampler.name=uniform"]
         from rlcs.config import RLRecipe, load_recipe
         from rlcs.plan import longest_prompt, read_architecture
 
@@ -131,8 +132,8 @@ def main() -> None:
         quiet = ["logging.wandb=false", "data.eval=null", "train.max_steps=3", "train.resume=never"]
         runs = [
             (f"tiny SFT ({size}), 1 process", "sft", sft, [f"model.path={tiny}/pretrain/model", *quiet], None, 0),
-            (f"tiny RL ({size}), 1 process, the recipe as is", "rl", "recipes/tiny/rl.yaml", rl, None, prompt),
-            (f"tiny RL ({size}), 1 process, completions fill the budget", "rl", "recipes/tiny/rl.yaml",
+            (f"tiny RL ({size}), 1 process, uniform sampling", "rl", "recipes/tiny/rl.yaml", rl, None, prompt),
+            (f"tiny RL ({size}), 1 process, uniform, completions fill the budget", "rl", "recipes/tiny/rl.yaml",
              [*rl, "rollout.max_new_tokens=48", "rollout.force_answer=false"], None, prompt),
             ("25M model SFT, 1 process", "sft", sft, [f"model.path={mid}", *quiet], None, 0),
             ("25M model SFT, gradient checkpointing, 1 process", "sft", sft,
@@ -153,8 +154,9 @@ of the process running the stage (3 optimizer steps; under ZeRO-3 the larger of 
 resident memory when the stage builds its optimizer (data read, model loaded). Planned: `rlcs plan`'s peak
 per process for the same recipe, overrides and launcher (RL: the longest prompt of the data, {prompt} tokens)
 minus the same loaded weights. Both are what training adds to a loaded model. The RL plan assumes every
-completion uses the whole budget, prompts of similar length (logits are taken from the shortest
-prompt's end on) and RLCS's largest over-sampling (3x the batch per generate call); the tiny policy's
+completion uses the whole budget and prompts of similar length (logits are taken from the shortest
+prompt's end on); the RL runs sample uniformly, so each step generates exactly 8 examples x G=8 rows,
+the generate call the plan sizes (with RLCS the plan assumes its largest over-sampling, 3x). The tiny policy's
 completions are shorter (mean {length} of 128 tokens in `{args.tiny}/rl`), and the second RL run (48 new
 tokens, no force answering) fills its budget as the plan assumes. Machine: {machine()}.
 

@@ -41,6 +41,8 @@ def apply_lora(model, config: LoraConfig, skip_vision: bool = False):
                                  target_modules=config.target_modules, exclude_modules=exclude, bias="none",
                                  task_type="CAUSAL_LM")
     model = get_peft_model(model, peft_config)
+    if skip_vision:
+        _no_gradients_into_the_tower(model)
     for name, module in model.get_base_model().named_modules():
         if not isinstance(module, LoraLayer):
             continue
@@ -53,6 +55,22 @@ def apply_lora(model, config: LoraConfig, skip_vision: bool = False):
             raise ValueError(f"model.lora.target_modules: {name} is the output head, tied to the input "
                              "embeddings; an adapter there would change both")
     return model
+
+
+def _no_gradients_into_the_tower(model) -> None:
+    """With gradient checkpointing, peft asks transformers to make every sub-model's input embeddings
+    output require grad (``enable_input_require_grads``), so that checkpointed layers have a graph to
+    replay. For Qwen2.5-VL that includes the vision tower's patch embedding: a frozen tower would then
+    record its whole forward and run backward through it for nothing. Its hooks are removed; the
+    decoder's stay (its adapters need them)."""
+    from rlcs.vision import parameter_role
+
+    for name, module in model.get_base_model().named_modules():
+        if not name or parameter_role(name) != "vision":
+            continue
+        for key, hook in list(module._forward_hooks.items()):  # transformers keeps no per-module handle
+            if getattr(hook, "__name__", "") == "make_inputs_require_grads":
+                del module._forward_hooks[key]
 
 
 def is_lora(model) -> bool:

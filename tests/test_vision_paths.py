@@ -240,6 +240,32 @@ def test_plan_reads_an_image_text_model_with_every_tower_counted(vl_dir):  # noq
     assert (arch.hidden, arch.layers, arch.vocab) == (text.hidden_size, text.num_hidden_layers, text.vocab_size)
 
 
+def test_lora_with_checkpointing_runs_a_frozen_qwen_tower_without_autograd(tmp_path):
+    """Qwen2.5-VL (built tiny from its config): with gradient checkpointing, peft makes every sub-model's
+    input embeddings require grad, the vision tower's patch embedding included; with freeze_vision the
+    tower must not record a graph, while the decoder's embeddings still do (the adapters need it)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from rlcs.config import LoraConfig, ModelConfig
+    from rlcs.runtime import load_trainable_model
+
+    config = Qwen2_5_VLConfig(
+        text_config={"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+                       "fullatt_block_indexes": [1], "window_size": 56},
+        image_token_id=299, video_token_id=298, vision_start_token_id=297)
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(tmp_path)
+    for freeze in (True, False):
+        model = load_trainable_model(ModelConfig(path=str(tmp_path), gradient_checkpointing=True, freeze_vision=freeze,
+                                                 lora=LoraConfig(r=4, alpha=8))).train()
+        base = model.get_base_model()
+        patches = base.model.visual.patch_embed(torch.randn(16, 3 * 2 * 14 * 14))
+        assert patches.requires_grad is (not freeze)  # adapters in the tower need the graph
+        assert base.get_input_embeddings()(torch.tensor([[1, 2]])).requires_grad
+
+
 def test_plan_counts_what_the_training_code_trains(vl_dir):  # noqa: F811
     """freeze_vision and LoRA are applied by the stages' own functions on the meta model: the plan's
     trained count is what load_trainable_model leaves with requires_grad, tower flag included."""
