@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--model", default=None, help="model directory or hub id in place of the recipe's model.path")
     plan.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
     plan.add_argument("--prompt-tokens", type=int, default=None,
-                      help="RL: longest prompt in tokens (default: measured on the recipe's data.train)")
+                      help="RL: longest prompt in text tokens, an image's placeholder unexpanded; an image-text "
+                           "model's image tokens are added from --image-patches (default: measured on data.train)")
     plan.add_argument("--image-patches", type=int, default=None,
                       help="image-text models: vision-tower patches per sequence (default: the largest among the "
                            "data's rows, else 1024, a 448x448 image)")
