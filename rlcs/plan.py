@@ -421,21 +421,25 @@ def peak_bytes(train: list[Term], generation: list[Term]) -> float:
     return max(sum(t.bytes for t in train), sum(t.bytes for t in generation))
 
 
-def longest_prompt(recipe, limit: int = 20_000, images: bool = False) -> int:
+def longest_prompt(recipe, limit: int = 20_000, images: bool = False, examples: list[dict] | None = None) -> int:
     """Tokens of the longest rendered prompt among the first ``limit`` RL examples (an image's
-    placeholder counted as written, before the processor expands it)."""
+    placeholder counted as written, before the processor expands it); ``examples``: ``data.train``
+    already read."""
     from rlcs.chat import example_prompt
     from rlcs.data import load_examples
     from rlcs.runtime import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model)
-    examples = load_examples(recipe.data.train, recipe.data.split, images=images)[:limit]
+    if examples is None:
+        examples = load_examples(recipe.data.train, recipe.data.split, images=images)
+    examples = examples[:limit]
     return max(len(tokenizer(example_prompt(tokenizer, e), add_special_tokens=False)["input_ids"]) for e in examples)
 
 
-def largest_image_patches(recipe, limit: int = 20_000) -> int | None:
+def largest_image_patches(recipe, limit: int = 20_000, examples: list[dict] | None = None) -> int | None:
     """Vision-tower patches of the row with the most, among the first ``limit`` rows of ``data.train``,
-    at the sizes the model's own image processor resizes them to; None without image rows."""
+    at the sizes the model's own image processor resizes them to; None without image rows.
+    ``examples``: an RL recipe's ``data.train`` already read (with its images)."""
     from PIL import Image
 
     from rlcs.data import load_examples, load_sft_conversations
@@ -443,9 +447,12 @@ def largest_image_patches(recipe, limit: int = 20_000) -> int | None:
 
     if hasattr(recipe.data, "text_field"):  # pretraining reads text documents
         return None
-    rows = (load_examples(recipe.data.train, recipe.data.split, images=True) if hasattr(recipe, "rollout")
-            else [{"images": c.images} for c in load_sft_conversations(recipe.data.train, recipe.data.split,
-                                                                        images=True)])
+    if examples is not None:
+        rows = examples
+    elif hasattr(recipe, "rollout"):
+        rows = load_examples(recipe.data.train, recipe.data.split, images=True)
+    else:
+        rows = [{"images": c.images} for c in load_sft_conversations(recipe.data.train, recipe.data.split, images=True)]
     paths = [row.get("images") or [] for row in rows[:limit]]
     if not any(paths):
         return None
@@ -471,6 +478,7 @@ def stage_of(recipe_path: Path, raw: dict, stage: str | None) -> str:
 
 def main(args) -> int:
     from rlcs.config import PretrainRecipe, RLRecipe, SFTRecipe, load_recipe
+    from rlcs.data import load_examples
 
     recipe_path = Path(args.recipe)
     raw = yaml.safe_load(recipe_path.read_text()) or {}
@@ -505,10 +513,14 @@ def main(args) -> int:
     except OSError as exc:  # a hub id with no network, or a directory without config.json
         print(f"error: cannot read the model config of {recipe.model.path!r}: {exc}", file=sys.stderr)
         return 2
+    images = arch.vision is not None and stage != "pretrain"
+    examples = None  # an RL recipe's data.train, read once (its images verified once) for both sizes below
+    if stage == "rl" and not data_missing and (args.prompt_tokens is None or (images and args.image_patches is None)):
+        examples = load_examples(recipe.data.train, recipe.data.split, images=arch.vision is not None)
     prompt_tokens = args.prompt_tokens
     if stage == "rl" and prompt_tokens is None:
         try:
-            prompt_tokens = longest_prompt(recipe, images=arch.vision is not None)
+            prompt_tokens = longest_prompt(recipe, examples=examples)
         except OSError as exc:  # no tokenizer beside a config-only directory, or a hub id offline
             prompt_tokens = 1024
             print(f"cannot load the tokenizer to measure the prompts ({exc}); assuming prompts of up to 1024 tokens "
@@ -516,11 +528,11 @@ def main(args) -> int:
         else:
             print(f"longest prompt in {recipe.data.train}: {prompt_tokens} text tokens (--prompt-tokens to set it)")
     image_patches = 0
-    if arch.vision is not None and stage != "pretrain":
+    if images:
         image_patches = args.image_patches
         if image_patches is None and not data_missing:
             try:
-                image_patches = largest_image_patches(recipe)
+                image_patches = largest_image_patches(recipe, examples=examples)
             except OSError as exc:  # the processor of a hub id, offline
                 print(f"cannot load the processor to size the data's images: {exc}")
             else:

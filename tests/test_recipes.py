@@ -40,17 +40,25 @@ def test_launcher_configs_point_at_valid_deepspeed_files(path: Path):
             assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
 
 
+def plan_recipes(monkeypatch):
+    """benchmarks/plan_recipes.py, which owns the recipes' launch-line and memory-header formats."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import plan_recipes
+
+    return plan_recipes
+
+
 REAL_MODEL = sorted(p for p in RECIPES if p.stem in ("sft", "rl") and not p.parent.name.startswith("tiny"))
 DATA_FILES = {"sft.jsonl", "sft_eval.jsonl", "rl.jsonl", "eval.jsonl"}  # what `rlcs data` writes
 
 
 @pytest.mark.parametrize("path", REAL_MODEL, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_real_model_recipes_reference_existing_files_and_a_consistent_launcher(path: Path):
+def test_real_model_recipes_reference_existing_files_and_a_consistent_launcher(path: Path, monkeypatch):
     import re
 
     raw = yaml.safe_load(path.read_text())
     header = path.read_text()
-    launch = re.search(r"^#\s+\./launch\.sh (\S+) --accelerate (\S+)", header, re.M)
+    launch = plan_recipes(monkeypatch).LAUNCHER.search(header)
     assert launch and launch.group(1) == f"recipes/{path.parent.name}", "the header's launch line names its folder"
     accelerate = yaml.safe_load((REPO / launch.group(2)).read_text())
     ds = json.loads((REPO / accelerate["deepspeed_config"]["deepspeed_config_file"]).read_text())
@@ -75,18 +83,12 @@ def test_real_model_recipes_reference_existing_files_and_a_consistent_launcher(p
 def test_real_model_recipes_state_the_memory_rlcs_plan_gives(path: Path, monkeypatch):
     """The header's expected peak per GPU is what `rlcs plan` says for the recipe today (offline: the
     models' published sizes), so a change to the plan or the recipe cannot leave a stale figure."""
-    import re
-    import sys
-
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # no retries against the hub
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from plan_recipes import header_line, plan_recipe
-
-    gib, phase, printed = plan_recipe(path)
-    stated = re.search(r"^# Expected peak memory per GPU.*$", path.read_text(), re.M)
-    assert stated and stated.group(0) == header_line(path, gib, phase, "vision activations" in printed), \
+    bench = plan_recipes(monkeypatch)
+    gib, phase, printed = bench.plan_recipe(path)
+    stated = bench.HEADER.search(path.read_text())
+    assert stated and stated.group(0) == bench.header_line(path, gib, phase, "vision activations" in printed), \
         "run python benchmarks/plan_recipes.py --write-headers"
     assert gib < 80, "the recipe does not fit the 80 GiB GPUs it names"
     if "freeze-vit" in path.parent.name or "lora" in path.parent.name:
         assert "trained)" in printed and "the tower frozen" in printed
-    sys.modules.pop("plan_recipes", None)
