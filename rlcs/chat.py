@@ -108,3 +108,11 @@ def tokenize_image_conversation(processor, messages: list[dict], images: Sequenc
                          "prompt masking needs that property")
     labels = [IGNORE] * len(prompt_ids) + ids[len(prompt_ids):]
     return TokenizedSequence(ids, labels, vision)
+
+
+def tokenize_image_document(processor, text: str, images: Sequence[Image.Image]) -> TokenizedSequence:
+    """An image-caption pretraining document: the images as a user turn and the text as the reply, through
+    the model's own chat template (which knows its image placeholders); labels cover the text."""
+    parts = [{"type": "image"} for _ in images]
+    return tokenize_image_conversation(processor, [{"role": "user", "content": parts},
+                                                   {"role": "assistant", "content": text}], images)

@@ -319,6 +319,8 @@ class SuiteRecipe(Section):
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
                                   "added to the pretraining corpus")
+    pretrain_images_per_level: int = Field(0, ge=0, description="image-caption documents per image domain and "
+                                           "level added to the pretraining corpus (rows with 'images')")
     sft_unworked_per_level: dict[int, int] = Field(
         default_factory=dict, description="level -> extra SFT rows per text domain whose trace states the "
         "answer without working it out (drawn apart from the sft_per_level worked rows); missing levels: none")

@@ -241,6 +241,38 @@ def load_sft_conversations(source: str, split: str = "train", images: bool = Fal
             for row, paths in _validated(load_rows(source, split), SFTRow, source, images)]
 
 
+class DocumentRow(BaseModel):
+    """A pretraining document: its text (in the recipe's ``text_field``), and ``images`` for an image-caption
+    document of an image-text model."""
+
+    model_config = ConfigDict(extra="allow")
+    images: list[str] | None = None
+
+
+@dataclass
+class Document:
+    """A pretraining document ready for tokenization; ``images``: checked paths of an image-caption one."""
+
+    text: str
+    images: list[str] = field(default_factory=list)
+
+
+def load_documents(source: str, text_field: str = "text", split: str = "train",
+                   images: bool = False) -> list[Document]:
+    """Pretraining documents; ``images``: the model reads images (each file checked here), else a row with
+    images is an error naming it."""
+    rows = load_rows(source, split)
+    if text_field not in rows.column_names:
+        raise DataError(f"{source}: no column {text_field!r}; columns are {rows.column_names}")
+    documents = []
+    for index, (row, paths) in enumerate(_validated(rows, DocumentRow, source, images)):
+        text = (row.model_extra or {}).get(text_field)
+        if not isinstance(text, str):
+            raise DataError(f"{source}: row {index + 1}: {text_field!r} must be a string, got {type(text).__name__}")
+        documents.append(Document(text, paths))
+    return documents
+
+
 def load_texts(source: str, field: str = "text", split: str = "train") -> list[str]:
     rows = load_rows(source, split)
     if field not in rows.column_names:

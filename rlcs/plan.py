@@ -442,12 +442,13 @@ def largest_image_patches(recipe, limit: int = 20_000, examples: list[dict] | No
     ``examples``: an RL recipe's ``data.train`` already read (with its images)."""
     from PIL import Image
 
-    from rlcs.data import load_examples, load_sft_conversations
+    from rlcs.data import load_documents, load_examples, load_sft_conversations
     from rlcs.runtime import load_processor
 
-    if hasattr(recipe.data, "text_field"):  # pretraining reads text documents
-        return None
-    if examples is not None:
+    if hasattr(recipe.data, "text_field"):  # pretraining: image-caption documents
+        rows = [{"images": d.images} for d in load_documents(recipe.data.train, recipe.data.text_field,
+                                                             recipe.data.split, images=True)]
+    elif examples is not None:
         rows = examples
     elif hasattr(recipe, "rollout"):
         rows = load_examples(recipe.data.train, recipe.data.split, images=True)
@@ -513,7 +514,7 @@ def main(args) -> int:
     except OSError as exc:  # a hub id with no network, or a directory without config.json
         print(f"error: cannot read the model config of {recipe.model.path!r}: {exc}", file=sys.stderr)
         return 2
-    images = arch.vision is not None and stage != "pretrain"
+    images = arch.vision is not None
     examples = None  # an RL recipe's data.train, read once (its images verified once) for both sizes below
     if stage == "rl" and not data_missing and (args.prompt_tokens is None or (images and args.image_patches is None)):
         examples = load_examples(recipe.data.train, recipe.data.split, images=arch.vision is not None)

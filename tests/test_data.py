@@ -1,8 +1,9 @@
 import json
 
 import pytest
+from PIL import Image
 
-from rlcs.data import DataError, load_examples, load_sft_conversations, load_texts
+from rlcs.data import DataError, load_documents, load_examples, load_sft_conversations, load_texts
 
 
 def _jsonl(path, lines):
@@ -70,6 +71,16 @@ def test_image_rows_are_an_error_not_a_silent_text_only_row(tmp_path):
     rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "image": "chart.png"}\n')  # a hub dataset's column
     with pytest.raises(DataError, match=r"row 1: .*'image' is not supported"):
         load_examples(str(rl))
+    docs = tmp_path / "pretrain.jsonl"
+    docs.write_text('{"text": "plain"}\n{"text": "A red circle.", "images": ["a.png"]}\n')
+    with pytest.raises(DataError, match=r"pretrain.jsonl: row 2: .*'images' is not supported"):
+        load_documents(str(docs))
+    Image.new("RGB", (28, 28)).save(tmp_path / "a.png")
+    assert [(d.text, d.images) for d in load_documents(str(docs), images=True)] == [
+        ("plain", []), ("A red circle.", [str((tmp_path / "a.png").resolve())])]
+    docs.write_text('{"text": "plain"}\n{"text": 3}\n')
+    with pytest.raises(DataError, match=r"pretrain.jsonl: row 2: 'text' must be a string"):
+        load_documents(str(docs))
     rl.write_text('{"domain": "d", "prompt": "p", "answer": 1, "images": []}\n')
     assert load_examples(str(rl))[0]["images"] == []  # an empty list carries no image to lose
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from rlcs.chat import example_messages, example_prompt, example_request, tokenize_image_conversation
+from rlcs.chat import (
+    example_messages,
+    example_prompt,
+    example_request,
+    tokenize_document,
+    tokenize_image_conversation,
+    tokenize_image_document,
+)
 from rlcs.engine import HFEngine, Prompt, SamplingParams, greedy
 from rlcs.packing import IGNORE, collate, pack_sequences, padded_rows
 from rlcs.rl.policy import build_batch, token_logprobs
@@ -54,6 +61,19 @@ def test_image_conversations_mask_the_prompt_and_collate_wide_and_tall_images(pr
             assert value.shape == batch["input_ids"].shape, key
     with pytest.raises(ValueError, match="cannot be packed"):
         pack_sequences([wide, tall], 512, processor.tokenizer.pad_token_id)
+
+
+def test_a_caption_document_trains_its_text_given_the_image_and_batches_with_text_documents(processor):  # noqa: F811
+    caption = tokenize_image_document(processor, "A red circle at [10, 20, 30, 40].", [stripes(WIDE)])
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image|>")
+    assert caption.input_ids.count(image_id) == 20 and caption.vision["image_grid_thw"].tolist() == [[1, 2, 40]]
+    trained = [label for label in caption.labels if label != IGNORE]
+    first = caption.labels.index(trained[0])
+    assert image_id not in caption.input_ids[first:] and all(label == IGNORE for label in caption.labels[:first])
+    assert processor.tokenizer.decode(trained).startswith("A red circle at [10, 20, 30, 40].")
+    text = tokenize_document(processor.tokenizer, "Facts:\n2 + 3 = 5")
+    batch = collate(padded_rows([text, caption], seq_len=512)[0], pad_id=processor.tokenizer.pad_token_id)
+    assert batch["image_grid_thw"].tolist() == [[1, 2, 40]] and batch["input_ids"].shape[0] == 2
 
 
 def test_sft_loss_on_an_image_batch_is_finite_and_depends_on_the_image(vl_model, processor):  # noqa: F811

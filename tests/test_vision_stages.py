@@ -29,7 +29,8 @@ def vl_suite(tmp_path_factory):
     suite = validate_recipe({"output_dir": str(root / "data"), "seed": 3, "levels": [1, 2],
                              "domains": ["arithmetic", "shapes", "ocr", "grounding", "chart"],
                              "eval_per_level": 3, "rl_per_level": 4, "sft_per_level": 6, "pretrain_per_level": 20,
-                             "pretrain_drills": 20, "pretrain_lookups": 20}, SuiteRecipe)
+                             "pretrain_images_per_level": 2, "pretrain_drills": 20, "pretrain_lookups": 20},
+                            SuiteRecipe)
     data_stage.run(suite)
     init = load_recipe(REPO / "recipes/tiny-vl/init.yaml", InitRecipe,
                        [f"output_dir={root / 'init'}", f"tokenizer.corpus=[{root / 'data/pretrain.jsonl'}]"])
@@ -50,6 +51,26 @@ def two_rows(source, target) -> None:
     """One text row and one image row of ``source``: split over two processes, one gets each."""
     rows = rows_of(source)
     write_rows([next(r for r in rows if not r.get("images")), next(r for r in rows if r.get("images"))], target)
+
+
+def test_image_caption_pretraining_in_one_process_trains_tower_and_decoder(vl_suite, tmp_path):
+    root, model = vl_suite
+    data = root / "data"
+    captions = [r for r in rows_of(data / "pretrain.jsonl") if r.get("images")]
+    assert len(captions) == 2 * 4 * 2  # per image domain and level
+    result = run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
+                       f"model.path={model}", f"data.train={data / 'pretrain.jsonl'}",
+                       f"data.eval={data / 'pretrain_eval.jsonl'}", "train.micro_batch_size=4", "train.max_steps=3",
+                       "train.log_every=1", "train.eval_every=3", "train.eval_max_batches=2", "logging.wandb=false"])
+    assert "has image-caption documents, which are not packed" in result.stdout
+    rows = read_metrics(tmp_path / "pt")
+    assert len([r for r in rows if "train/loss" in r]) == 3 and all(math.isfinite(r["eval/loss"]) for r in rows
+                                                                      if "eval/loss" in r)
+    start = load_model(ModelConfig(path=str(model)))
+    tuned = dict(load_model(ModelConfig(path=str(tmp_path / "pt/model"))).named_parameters())
+    changed = {parameter_role(n) for n, p in start.named_parameters() if not torch.equal(p, tuned[n])}
+    assert {"vision", "decoder"} <= changed  # the captions' loss reaches the tower
+    assert load_processor(ModelConfig(path=str(tmp_path / "pt/model"))).image_processor is not None
 
 
 def test_sft_then_rl_on_image_rows_in_one_process(vl_suite, tmp_path):
@@ -82,6 +103,15 @@ def test_sft_then_rl_on_image_rows_in_one_process(vl_suite, tmp_path):
 def test_zero3_two_processes_with_an_image_on_one_and_text_on_the_other(vl_suite, tmp_path):
     root, model = vl_suite
     data = root / "data"
+    # pretraining: a text document on one process, an image-caption document on the other
+    two_rows(data / "pretrain.jsonl", tmp_path / "pretrain.jsonl")
+    run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
+              f"model.path={model}", f"data.train={tmp_path / 'pretrain.jsonl'}", "data.eval=null",
+              "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"],
+             launcher=zero3_launcher(29623))
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "pt") if "train/loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
     two_rows(data / "sft.jsonl", tmp_path / "sft.jsonl")
     run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}", f"model.path={model}",
               f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null", "train.micro_batch_size=1",

@@ -4,6 +4,7 @@ the domain verifiers grade it (full marks for the trace's answer, partial or non
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -57,6 +58,44 @@ def test_grounding_box_covers_the_target_colour_and_nothing_else_of_it():
         centre = (round((x1 + x2) / 2000 * width), round((y1 + y2) / 2000 * height))
         assert problem.image.getpixel(centre) == target
         assert _blobs(problem.image, target) == 1
+
+
+def test_captions_describe_what_is_drawn():
+    """The caption pretraining documents state the facts the questions ask about, read off the same drawing."""
+    rng = random.Random(6)
+    for level in (1, 2, 3, 4):
+        shapes = make_visual("shapes", level, rng)
+        target = shapes.prompt.split()[2]
+        named = shapes.caption.removeprefix("Shapes in reading order: ").rstrip(".").split(", ")
+        assert sum(item.split()[0] == target for item in named) == int(shapes.answer)
+        assert len(named) == _blobs_any(shapes.image)
+        ocr = make_visual("ocr", level, rng)
+        assert ocr.caption == f"The image shows the text {ocr.answer}."
+        grounding = make_visual("grounding", level, rng)
+        target = grounding.prompt.split()[3]
+        assert f"A {target} " in grounding.caption and grounding.answer in grounding.caption
+        described = re.findall(r"A (\w+) (circle|square) at \[(\d+), (\d+), (\d+), (\d+)\]", grounding.caption)
+        assert len(described) == 1 + level_distractors(level)
+        width, height = grounding.image.size
+        for colour, _, *box in described:
+            x1, y1, x2, y2 = map(int, box)
+            centre = (round((x1 + x2) / 2000 * width), round((y1 + y2) / 2000 * height))
+            assert grounding.image.getpixel(centre) == COLOURS[colour]
+        chart = make_visual("chart", level, rng)
+        heights = [int(part.split()[-1].rstrip(".")) for part in chart.caption.split(": ")[1].split(", ")]
+        pick = max if "tallest" in chart.prompt else min
+        assert "ABCDE"[heights.index(pick(heights))] == chart.answer
+
+
+def level_distractors(level: int) -> int:
+    from rlcs.tasks.visual import GROUNDING_DISTRACTORS
+
+    return GROUNDING_DISTRACTORS[level]
+
+
+def _blobs_any(image) -> int:
+    """Connected blobs of any non-background colour."""
+    return sum(_blobs(image, colour) for colour in COLOURS.values())
 
 
 def test_a_wrong_answer_scores_below_full():

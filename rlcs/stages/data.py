@@ -58,8 +58,14 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         exclude = {p.id for p in image_held_out}
         image_rl = draw_images(recipe.rl_per_level, "rl", exclude)
         image_sft = draw_images(recipe.sft_per_level, "sft", exclude)
+        image_pretrain = draw_images(recipe.pretrain_images_per_level, "pretrain", exclude)
         # each image once, named by its content id, beside the JSONL files that point at it
-        paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft}
+        paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft + image_pretrain}
+        captions = [visual.caption_row(p, paths[p.id]) for p in image_pretrain]
+        splits["pretrain.jsonl"] = documents + captions
+        random.Random(f"{recipe.seed}:captions").shuffle(splits["pretrain.jsonl"])
+        if captions:
+            splits["pretrain_eval.jsonl"] += [visual.caption_row(p, paths[p.id]) for p in image_held_out]
         splits["eval.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_held_out]
         splits["rl.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_rl]
         splits["sft.jsonl"] += [visual.sft_row(p, paths[p.id]) for p in image_sft]

@@ -41,6 +41,7 @@ class VisualProblem:
     answer: str
     steps: tuple[str, ...]
     image: Image.Image
+    caption: str  # what the image shows, question aside: its image-caption pretraining document
 
     @property
     def id(self) -> str:
@@ -100,10 +101,13 @@ def make_shapes(rng: random.Random, level: int) -> VisualProblem:
     cells = _fit_cells(width, height, len(colours), rng)
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    for colour, cell in zip(colours, cells):
-        _draw_shape(draw, rng.choice(["circle", "square"]), cell, COLOURS[colour])
+    kinds = [rng.choice(["circle", "square"]) for _ in colours]
+    for colour, kind, cell in zip(colours, kinds, cells):
+        _draw_shape(draw, kind, cell, COLOURS[colour])
+    order = _reading_order(cells)
+    caption = "Shapes in reading order: " + ", ".join(f"{colours[i]} {kinds[i]}" for i in order) + "."
     count, steps = 0, []
-    for i in _reading_order(cells):
+    for i in order:
         if colours[i] == target:
             count += 1
             steps.append(f"{colours[i]}, count {count}")
@@ -111,7 +115,7 @@ def make_shapes(rng: random.Random, level: int) -> VisualProblem:
             steps.append(f"{colours[i]}, count {count}")
     steps.append(f"There are {count} {target} shapes.")
     return VisualProblem("shapes", level, f"How many {target} shapes are in the image?", str(count), tuple(steps),
-                         image)
+                         image, caption)
 
 
 def _fit_cells(width: int, height: int, count: int, rng: random.Random) -> list[tuple[int, int, int]]:
@@ -146,7 +150,8 @@ def make_ocr(rng: random.Random, level: int) -> VisualProblem:
         y = rng.randint(2, max(2, height - (bottom - top) - 2)) - top
         draw.text((x, y), text, fill=(0, 0, 0), font=font)
     steps = tuple(f"character {i + 1}: {char}" for i, char in enumerate(text)) + (f"The text is {text}.",)
-    return VisualProblem("ocr", level, "What text is written in the image?", text, steps, image)
+    return VisualProblem("ocr", level, "What text is written in the image?", text, steps, image,
+                         f"The image shows the text {text}.")
 
 
 # level -> distractor shapes around the one target
@@ -161,13 +166,17 @@ def make_grounding(rng: random.Random, level: int) -> VisualProblem:
     size = (max(width, max(x + s for x, _, s in cells)), max(height, max(y + s for _, y, s in cells)))
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
-    box = _draw_shape(draw, rng.choice(["circle", "square"]), cells[0], COLOURS[target])
-    for cell in cells[1:]:
-        _draw_shape(draw, rng.choice(["circle", "square"]), cell, COLOURS[rng.choice(others)])
-    normalised = _normalise(box, image.size)
+    colours = [target] + [rng.choice(others) for _ in cells[1:]]
+    kinds = [rng.choice(["circle", "square"]) for _ in cells]
+    boxes = [_normalise(_draw_shape(draw, kind, cell, COLOURS[colour]), image.size)
+             for colour, kind, cell in zip(colours, kinds, cells)]
+    caption = " ".join(f"A {colours[i]} {kinds[i]} at [{', '.join(map(str, boxes[i]))}]."
+                       for i in _reading_order(cells))
+    normalised = boxes[0]
     steps = (f"The {target} shape spans x {normalised[0]} to {normalised[2]}, y {normalised[1]} to {normalised[3]}.",)
     answer = f"[{normalised[0]}, {normalised[1]}, {normalised[2]}, {normalised[3]}]"
-    return VisualProblem("grounding", level, f"Where is the {target} shape? Answer with its box.", answer, steps, image)
+    return VisualProblem("grounding", level, f"Where is the {target} shape? Answer with its box.", answer, steps, image,
+                         caption)
 
 
 def _normalise(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -201,7 +210,9 @@ def make_chart(rng: random.Random, level: int) -> VisualProblem:
     steps += (f"The {kind} is ({LETTERS[best]}).",)
     options = " ".join(f"({LETTERS[i]})" for i in range(bars))
     prompt = f"The bars are {options} from left to right. Which bar is the {kind}?"
-    return VisualProblem("chart", level, prompt, LETTERS[best], steps, image)
+    caption = "A bar chart, bars from left to right: " + ", ".join(
+        f"({LETTERS[i]}) height {v}" for i, v in enumerate(values)) + "."
+    return VisualProblem("chart", level, prompt, LETTERS[best], steps, image, caption)
 
 
 MAKERS: dict[str, Callable[[random.Random, int], VisualProblem]] = {
@@ -230,6 +241,11 @@ def example_row(problem: VisualProblem, image_path: str) -> dict:
     """The RL / eval row; ``image_path`` relative to the JSONL file's folder."""
     return {"id": problem.id, "domain": problem.domain, "level": problem.level, "prompt": problem.prompt,
             "answer": problem.answer, "images": [image_path]}
+
+
+def caption_row(problem: VisualProblem, image_path: str) -> dict:
+    """The image-caption pretraining document (``rlcs pretrain``: the caption is trained given the image)."""
+    return {"text": problem.caption, "images": [image_path]}
 
 
 def sft_row(problem: VisualProblem, image_path: str) -> dict:
