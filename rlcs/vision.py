@@ -1,12 +1,15 @@
-"""Image-text (GLM-4V) models: telling them apart, building a tiny one, loading its processor.
+"""Image-text models: telling them apart, building a tiny one, loading its processor.
 
-Only the GLM-4V family is built here: its processor needs image and video marker tokens
-in the tokenizer and their ids in the model config, and those names are GLM-4V's own.
+``rlcs init`` builds two families (``FAMILIES``): GLM-4V and Qwen2.5-VL. Each needs its own
+marker tokens in the tokenizer, their ids in the model config, a chat template that writes
+an image part with them, and its processor, which without torchvision is the stock one
+minus its video processor.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,43 +29,37 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 from transformers.models.glm4v import Glm4vImageProcessorPil, Glm4vProcessor
+from transformers.models.qwen2_5_vl import Qwen2_5_VLProcessor
+from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.utils import is_torchvision_available
 
 from rlcs.packing import IGNORE
 
 IMAGE_START, IMAGE, IMAGE_END = "<|begin_of_image|>", "<|image|>", "<|end_of_image|>"
 VIDEO_START, VIDEO, VIDEO_END = "<|begin_of_video|>", "<|video|>", "<|end_of_video|>"
-# Glm4vProcessor looks all six up by these names; the video ones are needed even for images
-# because it tells image placeholders from video frames by the video markers around them.
-VISION_TOKENS = [IMAGE_START, IMAGE_END, IMAGE, VIDEO_START, VIDEO_END, VIDEO]
-# Glm4vConfig field -> the token whose id it holds.
-CONFIG_TOKEN_FIELDS = {
-    "image_start_token_id": IMAGE_START,
-    "image_end_token_id": IMAGE_END,
-    "image_token_id": IMAGE,
-    "video_start_token_id": VIDEO_START,
-    "video_end_token_id": VIDEO_END,
-    "video_token_id": VIDEO,
-}
-BUILDABLE = ("glm4v",)
 
-# rlcs's text template (rlcs/stages/init.py) with list-of-parts content as GLM-4.1V writes it:
-# an image part becomes begin/placeholder/end, which the processor expands to one placeholder per
-# merged patch. String content renders exactly as the text template does, so text SFT masking
-# (a prompt rendered with add_generation_prompt is a token prefix of the conversation) still holds.
-VISION_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{ '<|' + message['role'] + '|>\n' }}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{ '" + IMAGE_START + IMAGE + IMAGE_END + "' }}"
-    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
-    "{%- else -%}{{ raise_exception('unsupported content part type: ' + part['type']) }}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}{{ '<|endoftext|>' }}{%- else -%}{{ '\n' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
-)
+
+def vision_chat_template(image_part: str) -> str:
+    """rlcs's text template (rlcs/stages/init.py) with list-of-parts content: an image part becomes
+    ``image_part`` (the family's begin/placeholder/end), which the processor expands to one placeholder
+    per merged patch. String content renders exactly as the text template does, so text SFT masking (a
+    prompt rendered with add_generation_prompt is a token prefix of the conversation) still holds."""
+    return (
+        "{%- for message in messages -%}"
+        "{{ '<|' + message['role'] + '|>\n' }}"
+        "{%- if message['content'] is string -%}{{ message['content'] }}"
+        "{%- else -%}{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'image' -%}{{ '" + image_part + "' }}"
+        "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
+        "{%- else -%}{{ raise_exception('unsupported content part type: ' + part['type']) }}"
+        "{%- endif -%}{%- endfor -%}{%- endif -%}"
+        "{%- if message['role'] == 'assistant' -%}{{ '<|endoftext|>' }}{%- else -%}{{ '\n' }}{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+    )
+
+
+VISION_CHAT_TEMPLATE = vision_chat_template(IMAGE_START + IMAGE + IMAGE_END)
 
 
 def is_image_text_config(config: PretrainedConfig | type[PretrainedConfig]) -> bool:
@@ -82,45 +79,32 @@ def is_image_text_model_type(model_type: str) -> bool:
     return is_image_text_config(CONFIG_MAPPING[model_type])
 
 
-def add_vision_tokens(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Add GLM-4V's image/video markers as special tokens (decoding with skip_special_tokens drops
-    them, as it drops role tokens) and switch to the template that renders image parts."""
-    tokenizer.add_tokens(VISION_TOKENS, special_tokens=True)
-    tokenizer.chat_template = VISION_CHAT_TEMPLATE
+class _WithoutVideo:
+    """A stock processor class without its video processor (mixed in ahead of it).
 
-
-class Glm4vImageTextProcessor(Glm4vProcessor):
-    """``Glm4vProcessor`` without its video processor.
-
-    transformers 5 cannot construct or load ``Glm4vProcessor`` without torchvision: its video
-    processor exists only with torchvision, and the type check of the ``video_processor``
-    argument fails even for ``None``. This class drops that argument and handles images and text
-    only. It saves itself as ``Glm4vProcessor`` (the image processor as the PIL
-    ``Glm4vImageProcessorPil``), so with torchvision installed ``AutoProcessor`` loads the same
-    directory as the stock processor.
+    transformers 5 cannot construct or load these processors without torchvision: their video
+    processors exist only with torchvision, and the type check of the ``video_processor`` argument
+    fails even for ``None``. The subclass skips that argument and handles images and text only. It
+    saves itself under the stock class's name (the image processor as the PIL one), so with
+    torchvision installed ``AutoProcessor`` loads the same directory as the stock processor.
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        # Glm4vProcessor.__init__ passes a video processor positionally; skip to ProcessorMixin and
-        # set what Glm4vProcessor.__init__ sets.
+    stock: type[ProcessorMixin]
+
+    def _init_without_video(self, image_processor, tokenizer, chat_template, **kwargs) -> None:
+        # the stock __init__ passes a video processor on; go to ProcessorMixin directly
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
         self.video_processor = None
-        self.image_token = getattr(tokenizer, "image_token", None) or IMAGE
-        self.video_token = getattr(tokenizer, "video_token", None) or VIDEO
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-        self.video_start_id = tokenizer.convert_tokens_to_ids(VIDEO_START)
-        self.video_end_id = tokenizer.convert_tokens_to_ids(VIDEO_END)
 
     def __call__(self, images=None, text=None, videos=None, **kwargs):
         if videos is not None:
-            raise ValueError("this GLM-4V processor was loaded without torchvision and has no video processor; "
-                             "install torchvision to process videos")
+            raise ValueError(f"this {self.stock.__name__} was loaded without torchvision and has no video "
+                             "processor; install torchvision to process videos")
         return super().__call__(images=images, text=text, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
-        output["processor_class"] = Glm4vProcessor.__name__
+        output["processor_class"] = self.stock.__name__
         return output
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
@@ -128,14 +112,91 @@ class Glm4vImageTextProcessor(Glm4vProcessor):
         # ProcessorMixin also writes this class's name into the tokenizer config; name the stock class there too.
         path = Path(save_directory) / "tokenizer_config.json"
         tokenizer_config = json.loads(path.read_text())
-        tokenizer_config["processor_class"] = Glm4vProcessor.__name__
+        tokenizer_config["processor_class"] = self.stock.__name__
         path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n")
         return files
 
 
+class Glm4vImageTextProcessor(_WithoutVideo, Glm4vProcessor):
+    """``Glm4vProcessor`` without its video processor (images and text)."""
+
+    stock = Glm4vProcessor
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self._init_without_video(image_processor, tokenizer, chat_template, **kwargs)
+        # what Glm4vProcessor.__init__ sets
+        self.image_token = getattr(tokenizer, "image_token", None) or IMAGE
+        self.video_token = getattr(tokenizer, "video_token", None) or VIDEO
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        self.video_start_id = tokenizer.convert_tokens_to_ids(VIDEO_START)
+        self.video_end_id = tokenizer.convert_tokens_to_ids(VIDEO_END)
+
+
+class Qwen2_5_VLImageTextProcessor(_WithoutVideo, Qwen2_5_VLProcessor):
+    """``Qwen2_5_VLProcessor`` without its video processor (images and text)."""
+
+    stock = Qwen2_5_VLProcessor
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self._init_without_video(image_processor, tokenizer, chat_template, **kwargs)
+        # what Qwen2_5_VLProcessor.__init__ sets
+        self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
+        self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+
+
+@dataclass(frozen=True)
+class VisionFamily:
+    """What ``rlcs init`` needs to build one image-text model type from a config."""
+
+    tokens: tuple[str, ...]  # marker tokens the processor looks up, added as special tokens
+    config_token_fields: dict[str, str]  # model-config field -> the token whose id it holds
+    image_part: str  # what the chat template writes for an image part
+    processor_class: type[ProcessorMixin]  # without torchvision
+    image_processor_class: type
+
+
+FAMILIES: dict[str, VisionFamily] = {
+    # Glm4vProcessor looks all six markers up; the video ones are needed even for images because it tells
+    # image placeholders from video frames by the video markers around them.
+    "glm4v": VisionFamily(
+        tokens=(IMAGE_START, IMAGE_END, IMAGE, VIDEO_START, VIDEO_END, VIDEO),
+        config_token_fields={"image_start_token_id": IMAGE_START, "image_end_token_id": IMAGE_END,
+                             "image_token_id": IMAGE, "video_start_token_id": VIDEO_START,
+                             "video_end_token_id": VIDEO_END, "video_token_id": VIDEO},
+        image_part=IMAGE_START + IMAGE + IMAGE_END,
+        processor_class=Glm4vImageTextProcessor, image_processor_class=Glm4vImageProcessorPil),
+    "qwen2_5_vl": VisionFamily(
+        tokens=("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"),
+        config_token_fields={"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
+                             "image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"},
+        image_part="<|vision_start|><|image_pad|><|vision_end|>",
+        processor_class=Qwen2_5_VLImageTextProcessor, image_processor_class=Qwen2VLImageProcessorPil),
+}
+BUILDABLE = tuple(FAMILIES)
+
+
+def family(model_type: str) -> VisionFamily:
+    if model_type not in FAMILIES:
+        raise ValueError(f"model.model_type: rlcs init builds the image-text model types {list(BUILDABLE)}, "
+                         f"got {model_type!r}")
+    return FAMILIES[model_type]
+
+
+def add_vision_tokens(tokenizer: PreTrainedTokenizerBase, model_type: str = "glm4v") -> None:
+    """Add the family's image/video markers as special tokens (decoding with skip_special_tokens drops
+    them, as it drops role tokens) and switch to the template that renders image parts."""
+    spec = family(model_type)
+    tokenizer.add_tokens(list(spec.tokens), special_tokens=True)
+    tokenizer.chat_template = vision_chat_template(spec.image_part)
+
+
 def build_processor(tokenizer: PreTrainedTokenizerBase, vision_config: PretrainedConfig,
-                    image_processor_kwargs: dict[str, Any]) -> Glm4vImageTextProcessor:
+                    image_processor_kwargs: dict[str, Any], model_type: str = "glm4v") -> ProcessorMixin:
     """The PIL image processor, its patch geometry taken from the vision tower so the two cannot disagree."""
+    spec = family(model_type)
     geometry = {
         "patch_size": vision_config.patch_size,
         "temporal_patch_size": vision_config.temporal_patch_size,
@@ -145,22 +206,21 @@ def build_processor(tokenizer: PreTrainedTokenizerBase, vision_config: Pretraine
     if clash:
         raise ValueError(f"model.image_processor: {', '.join(clash)} come from model.config.vision_config "
                          "(patch_size, temporal_patch_size, spatial_merge_size); set them there")
-    image_processor = Glm4vImageProcessorPil(**geometry, **image_processor_kwargs)
-    return Glm4vImageTextProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                   chat_template=VISION_CHAT_TEMPLATE)
+    image_processor = spec.image_processor_class(**geometry, **image_processor_kwargs)
+    return spec.processor_class(image_processor=image_processor, tokenizer=tokenizer,
+                                chat_template=vision_chat_template(spec.image_part))
 
 
 def build_vision_model(model_type: str, overrides: dict[str, Any], tokenizer: PreTrainedTokenizerBase,
                        seed: int) -> PreTrainedModel:
-    """A freshly initialised image-text model; ``tokenizer`` must already hold the vision tokens."""
-    if model_type not in BUILDABLE:
-        raise ValueError(f"model.model_type: rlcs init builds the image-text model types {list(BUILDABLE)}, "
-                         f"got {model_type!r}")
+    """A freshly initialised image-text model; ``tokenizer`` must already hold the family's tokens."""
+    spec = family(model_type)
     overrides = dict(overrides)
     text = dict(overrides.pop("text_config", {}))
     vision = dict(overrides.pop("vision_config", {}))
-    text.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    token_ids = {field: tokenizer.convert_tokens_to_ids(token) for field, token in CONFIG_TOKEN_FIELDS.items()}
+    text.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id)  # not the family's default, an id outside this vocabulary
+    token_ids = {field: tokenizer.convert_tokens_to_ids(token) for field, token in spec.config_token_fields.items()}
     torch.manual_seed(seed)
     config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **token_ids, **overrides)
     _check_shapes(config)
@@ -184,19 +244,21 @@ def _check_shapes(config: PretrainedConfig) -> None:
     rope = text.rope_parameters or {}
     head_dim = text.hidden_size // text.num_attention_heads
     rotary = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-    section = rope.get("mrope_section", [8, 12, 12])
-    if 2 * sum(section) != rotary:
+    section = rope.get("mrope_section")
+    if section is not None and 2 * sum(section) != rotary:
         raise ValueError(f"model.config.text_config.rope_parameters.mrope_section {section} must sum to half the "
                          f"rotary dimension ({rotary} = head_dim {head_dim} x partial_rotary_factor "
                          f"{rope.get('partial_rotary_factor', 1.0)})")
 
 
 def load_image_text_processor(source: str, trust_remote_code: bool = False) -> ProcessorMixin:
-    """``AutoProcessor.from_pretrained(source)``, except where that cannot work: a GLM-4V processor
-    without torchvision is loaded as ``Glm4vImageTextProcessor`` (images and text, no videos)."""
+    """``AutoProcessor.from_pretrained(source)``, except where that cannot work: a GLM-4V or Qwen2.5-VL
+    processor without torchvision is loaded as the family's processor without video (images and text)."""
     config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-    if not is_torchvision_available() and PROCESSOR_MAPPING.get(type(config), None) is Glm4vProcessor:
-        return Glm4vImageTextProcessor.from_pretrained(source)
+    stock = PROCESSOR_MAPPING.get(type(config), None)
+    without_video = {spec.processor_class.stock: spec.processor_class for spec in FAMILIES.values()}
+    if not is_torchvision_available() and stock in without_video:
+        return without_video[stock].from_pretrained(source)
     return AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
 
 

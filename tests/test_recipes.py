@@ -25,7 +25,7 @@ def test_shipped_recipe_keys_and_types_are_valid(path: Path, suite_dir, micro_mo
         raw["tokenizer"]["corpus"] = [str(suite_dir / Path(c).name) for c in raw["tokenizer"]["corpus"]]
     if str(raw.get("model", {}).get("path", "")).startswith("outputs/"):
         raw["model"]["path"] = str(micro_model_dir)
-    validate_recipe(raw, SCHEMAS[path.stem], source=str(path))
+    validate_recipe(raw, SCHEMAS[path.stem.split("-")[0]], source=str(path))  # a variant: STEP-VARIANT.yaml
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes/accelerate").glob("*.yaml")), ids=lambda p: p.name)

@@ -15,7 +15,7 @@ from rlcs.config import InitRecipe, ModelConfig, load_recipe
 from rlcs.runtime import load_model, load_processor
 from rlcs.stages import init as init_stage
 from rlcs.vision import (
-    CONFIG_TOKEN_FIELDS,
+    FAMILIES,
     IMAGE,
     VISION_CHAT_TEMPLATE,
     Glm4vImageTextProcessor,
@@ -72,7 +72,7 @@ def test_tiny_vl_recipe_saves_a_standard_glm4v_directory(vl_dir, vl_model, proce
     assert saved["image_processor"]["size"] == {"shortest_edge": 12544, "longest_edge": 100352}
     # The vision tokens are single special tokens (dropped by skip_special_tokens) and the config points at them.
     tokenizer = processor.tokenizer
-    for field, token in CONFIG_TOKEN_FIELDS.items():
+    for field, token in FAMILIES["glm4v"].config_token_fields.items():
         assert getattr(vl_model.config, field) == tokenizer.convert_tokens_to_ids(token) != tokenizer.unk_token_id
         token_id = tokenizer.convert_tokens_to_ids(token)
         assert tokenizer.decode([token_id]) == token and tokenizer.decode([token_id], skip_special_tokens=True) == ""

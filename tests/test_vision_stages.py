@@ -15,7 +15,7 @@ from rlcs.metrics import read_metrics
 from rlcs.runtime import load_model, load_processor
 from rlcs.stages import data as data_stage
 from rlcs.stages import init as init_stage
-from rlcs.vision import parameter_role
+from rlcs.vision import FAMILIES, parameter_role
 
 from .conftest import REPO, run_rlcs, zero3_launcher
 
@@ -189,3 +189,58 @@ def test_the_image_reaches_the_answer_a_solid_colour_is_learnt(vl_suite, tmp_pat
     metrics, _ = evaluate(load_model(config), load_processor(config).tokenizer, examples, 32, show_progress=False,
                           processor=load_processor(config))
     assert metrics["eval/exact"] >= 0.9, metrics["eval/exact"]
+
+
+@pytest.fixture(scope="module")
+def qwen_model(vl_suite):
+    """A tiny Qwen2.5-VL built by `rlcs init` from recipes/tiny-vl/init-qwen2.5-vl.yaml on the suite's corpus."""
+    root, _ = vl_suite
+    init = load_recipe(REPO / "recipes/tiny-vl/init-qwen2.5-vl.yaml", InitRecipe,
+                       [f"output_dir={root / 'qwen-init'}", f"tokenizer.corpus=[{root / 'data/pretrain.jsonl'}]"])
+    return init_stage.run(init)
+
+
+def test_a_tiny_qwen2_5_vl_runs_every_stage_on_image_rows(vl_suite, qwen_model, tmp_path):
+    """The stage code is not GLM-only: Qwen2.5-VL (its own markers, processor and 3-D rotary positions) through
+    caption pretraining, SFT and RL in one process, its processor saved with each stage's model."""
+    root, _ = vl_suite
+    data = root / "data"
+    config = ModelConfig(path=str(qwen_model))
+    assert type(load_model(config)).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    processor = load_processor(config)
+    assert type(processor).__name__ == "Qwen2_5_VLImageTextProcessor"
+    for field, token in FAMILIES["qwen2_5_vl"].config_token_fields.items():  # the markers' ids, in the config
+        assert getattr(load_model(config).config, field) == processor.tokenizer.convert_tokens_to_ids(token)
+    run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
+              f"model.path={qwen_model}", f"data.train={data / 'pretrain.jsonl'}", "data.eval=null",
+              "train.micro_batch_size=4", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"])
+    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}",
+              f"model.path={tmp_path / 'pt/model'}", f"data.train={data / 'sft.jsonl'}", "data.eval=null",
+              "train.micro_batch_size=4", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"])
+    for stage in ("pt", "sft"):
+        losses = [r["train/loss"] for r in read_metrics(tmp_path / stage) if "train/loss" in r]
+        assert len(losses) == 2 and all(math.isfinite(v) for v in losses), stage
+    run_rlcs(["rl", "--config", "recipes/tiny-vl/rl.yaml", f"output_dir={tmp_path / 'rl'}",
+              f"model.path={tmp_path / 'sft/model'}", f"data.train={data / 'rl.jsonl'}",
+              f"data.eval={data / 'eval.jsonl'}", "sampler.name=uniform", "train.steps=2", "rl.batch_size=4",
+              "train.micro_batch_size=8", "rollout.max_new_tokens=24", "rollout.answer_budget=8",
+              "train.eval_max_new_tokens=16", "train.eval_max_examples=6", "train.eval_samples=1",
+              "logging.wandb=false"])
+    rows = read_metrics(tmp_path / "rl")
+    assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2]
+    assert all(math.isfinite(r["train/grad_norm"]) for r in rows if "train/grad_norm" in r)
+    picked = [json.loads(line) for line in (tmp_path / "rl/picks.jsonl").read_text().splitlines()]
+    assert any(i.split("-")[0] in ("shapes", "ocr", "grounding", "chart") for step in picked for i in step["ids"])
+    assert type(load_processor(ModelConfig(path=str(tmp_path / "rl/model")))).__name__ == "Qwen2_5_VLImageTextProcessor"
+
+
+def test_a_tiny_qwen2_5_vl_under_zero3_with_an_image_on_one_process_and_text_on_the_other(
+        vl_suite, qwen_model, tmp_path):
+    root, _ = vl_suite
+    two_rows(root / "data/sft.jsonl", tmp_path / "sft.jsonl")
+    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}",
+              f"model.path={qwen_model}", f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null",
+              "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"],
+             launcher=zero3_launcher(29624))
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)

@@ -1,6 +1,6 @@
 """`rlcs init`: train a tokenizer on a local corpus and build a fresh model from a config.
 
-An image-text model type (glm4v) also gets the vision tokens and a processor (rlcs/vision.py).
+An image-text model type (glm4v, qwen2_5_vl) also gets its vision tokens and a processor (rlcs/vision.py).
 
 Both are written with ``save_pretrained`` so every later stage loads them with
 ``from_pretrained``, exactly as it would load a real model id.
@@ -93,13 +93,16 @@ def run(recipe: InitRecipe) -> Path:
     if spec.image_processor and not image_text:
         raise ValueError(f"model.image_processor: only image-text models take one; "
                          f"{spec.model_type!r} is a text model")
+    if image_text:
+        vision.family(spec.model_type)  # an unbuildable type fails before the tokenizer trains
     texts = [text for source in recipe.tokenizer.corpus for text in load_texts(source, recipe.tokenizer.text_field)]
     tokenizer = train_tokenizer(texts, recipe.tokenizer.vocab_size)
     if image_text:
-        vision.add_vision_tokens(tokenizer)
+        vision.add_vision_tokens(tokenizer, spec.model_type)
         model = vision.build_vision_model(spec.model_type, spec.config, tokenizer, recipe.seed)
         # The processor saves the tokenizer with it (and the chat template, image processor settings).
-        saved = vision.build_processor(tokenizer, model.config.vision_config, spec.image_processor)
+        saved = vision.build_processor(tokenizer, model.config.vision_config, spec.image_processor,
+                                       spec.model_type)
     else:
         model = build_model(spec.model_type, spec.config, tokenizer, recipe.seed)
         saved = tokenizer
