@@ -26,11 +26,17 @@ class DataError(ValueError):
 _VISUAL_FIELDS = ("images", "image", "videos", "video")
 
 
+def _messages(row: BaseModel) -> list[Message]:
+    """The row's messages when its contract has them (an extra ``messages`` column of a pretraining row is
+    not a conversation, and is not read)."""
+    return (getattr(row, "messages", None) or []) if "messages" in type(row).model_fields else []
+
+
 def _visual_fields(row: BaseModel) -> list[str]:
     """The non-empty image or video fields of a row, including image parts inside its messages."""
     fields = {"images": getattr(row, "images", None), **(row.model_extra or {})}
     found = [name for name in _VISUAL_FIELDS if fields.get(name)]
-    if any(part.get("type") in ("image", "video") for m in getattr(row, "messages", None) or []
+    if any(part.get("type") in ("image", "video") for m in _messages(row)
            if isinstance(m.content, list) for part in m.content):
         found.append("messages (image parts)")
     return found
@@ -40,9 +46,9 @@ def _image_paths(row: BaseModel) -> list[str]:
     """The row's image paths in placeholder order: ``images``, or the ``image`` (or ``path``) of each image
     part of its messages. Local files only: a URL is not fetched, and fails as a file not found."""
     from_parts = [str(part.get("image") or part.get("path") or "")
-                  for m in getattr(row, "messages", None) or [] if isinstance(m.content, list)
+                  for m in _messages(row) if isinstance(m.content, list)
                   for part in m.content if part.get("type") == "image"]
-    if getattr(row, "messages", None) is not None and row.images:
+    if "messages" in type(row).model_fields and row.messages is not None and row.images:
         raise ValueError("a row with 'messages' gives its images as image parts of its messages "
                          "({'type': 'image', 'image': PATH}), not in 'images'")
     if any(not path for path in from_parts):
@@ -51,7 +57,7 @@ def _image_paths(row: BaseModel) -> list[str]:
 
 
 def _has_list_content(row: BaseModel) -> bool:
-    return any(isinstance(m.content, list) for m in getattr(row, "messages", None) or [])
+    return any(isinstance(m.content, list) for m in _messages(row))
 
 
 class Message(BaseModel):

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from rlcs.checkpoint import save_model
 from rlcs.config import StageRecipe
+from rlcs.data import DataError
 from rlcs.guards import NonFiniteGuard
 from rlcs.housekeeping import RunHousekeeping
 from rlcs.metrics import progress_bar
@@ -44,6 +45,9 @@ def train_causal_lm(
     processor=None,
 ) -> Path:
     """``processor``: an image-text model's, saved beside the model in place of the bare tokenizer."""
+    if not train_rows:  # an epoch of no batches would loop forever
+        raise DataError(f"{recipe.data.train}: no training rows left ({packing_stats.dropped_too_long} longer than "
+                        f"data.seq_len={recipe.data.seq_len} tokens were skipped)")
     train_cfg = recipe.train
     output_dir = Path(recipe.output_dir)
     # an image-text model's batches always hold an image (rlcs.vision.image_filler; its tokens are counted

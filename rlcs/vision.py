@@ -90,6 +90,8 @@ class _WithoutVideo:
     """
 
     stock: type[ProcessorMixin]
+    stock_video_processor: str  # the class name AutoProcessor needs to find the video processor's settings
+
 
     def _init_without_video(self, image_processor, tokenizer, chat_template, **kwargs) -> None:
         # the stock __init__ passes a video processor on; go to ProcessorMixin directly
@@ -105,6 +107,11 @@ class _WithoutVideo:
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
         output["processor_class"] = self.stock.__name__
+        # AutoProcessor reads the video processor's settings before anything else, torchvision or not: the
+        # stock video processor, at its defaults with the model's patch geometry
+        geometry = ("patch_size", "temporal_patch_size", "merge_size")
+        output["video_processor"] = {"video_processor_type": self.stock_video_processor,
+                                     **{key: getattr(self.image_processor, key) for key in geometry}}
         return output
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
@@ -121,6 +128,7 @@ class Glm4vImageTextProcessor(_WithoutVideo, Glm4vProcessor):
     """``Glm4vProcessor`` without its video processor (images and text)."""
 
     stock = Glm4vProcessor
+    stock_video_processor = "Glm4vVideoProcessor"
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         self._init_without_video(image_processor, tokenizer, chat_template, **kwargs)
@@ -137,6 +145,7 @@ class Qwen2_5_VLImageTextProcessor(_WithoutVideo, Qwen2_5_VLProcessor):
     """``Qwen2_5_VLProcessor`` without its video processor (images and text)."""
 
     stock = Qwen2_5_VLProcessor
+    stock_video_processor = "Qwen2VLVideoProcessor"
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         self._init_without_video(image_processor, tokenizer, chat_template, **kwargs)
@@ -156,6 +165,7 @@ class VisionFamily:
     image_part: str  # what the chat template writes for an image part
     processor_class: type[ProcessorMixin]  # without torchvision
     image_processor_class: type
+    default_mrope_section: tuple[int, ...]  # what the model code applies when the config gives none
 
 
 FAMILIES: dict[str, VisionFamily] = {
@@ -167,13 +177,15 @@ FAMILIES: dict[str, VisionFamily] = {
                              "image_token_id": IMAGE, "video_start_token_id": VIDEO_START,
                              "video_end_token_id": VIDEO_END, "video_token_id": VIDEO},
         image_part=IMAGE_START + IMAGE + IMAGE_END,
-        processor_class=Glm4vImageTextProcessor, image_processor_class=Glm4vImageProcessorPil),
+        processor_class=Glm4vImageTextProcessor, image_processor_class=Glm4vImageProcessorPil,
+        default_mrope_section=(8, 12, 12)),
     "qwen2_5_vl": VisionFamily(
         tokens=("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"),
         config_token_fields={"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
                              "image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"},
         image_part="<|vision_start|><|image_pad|><|vision_end|>",
-        processor_class=Qwen2_5_VLImageTextProcessor, image_processor_class=Qwen2VLImageProcessorPil),
+        processor_class=Qwen2_5_VLImageTextProcessor, image_processor_class=Qwen2VLImageProcessorPil,
+        default_mrope_section=(16, 24, 24)),
 }
 BUILDABLE = tuple(FAMILIES)
 
@@ -185,7 +197,7 @@ def family(model_type: str) -> VisionFamily:
     return FAMILIES[model_type]
 
 
-def add_vision_tokens(tokenizer: PreTrainedTokenizerBase, model_type: str = "glm4v") -> None:
+def add_vision_tokens(tokenizer: PreTrainedTokenizerBase, model_type: str) -> None:
     """Add the family's image/video markers as special tokens (decoding with skip_special_tokens drops
     them, as it drops role tokens) and switch to the template that renders image parts."""
     spec = family(model_type)
@@ -194,7 +206,7 @@ def add_vision_tokens(tokenizer: PreTrainedTokenizerBase, model_type: str = "glm
 
 
 def build_processor(tokenizer: PreTrainedTokenizerBase, vision_config: PretrainedConfig,
-                    image_processor_kwargs: dict[str, Any], model_type: str = "glm4v") -> ProcessorMixin:
+                    image_processor_kwargs: dict[str, Any], model_type: str) -> ProcessorMixin:
     """The PIL image processor, its patch geometry taken from the vision tower so the two cannot disagree."""
     spec = family(model_type)
     geometry = {
@@ -223,7 +235,7 @@ def build_vision_model(model_type: str, overrides: dict[str, Any], tokenizer: Pr
     token_ids = {field: tokenizer.convert_tokens_to_ids(token) for field, token in spec.config_token_fields.items()}
     torch.manual_seed(seed)
     config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **token_ids, **overrides)
-    _check_shapes(config)
+    _check_shapes(config, spec)
     model = AutoModelForImageTextToText.from_config(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
@@ -231,7 +243,7 @@ def build_vision_model(model_type: str, overrides: dict[str, Any], tokenizer: Pr
     return model
 
 
-def _check_shapes(config: PretrainedConfig) -> None:
+def _check_shapes(config: PretrainedConfig, spec: VisionFamily) -> None:
     """Mismatches transformers accepts at build time and fails on, deep inside, at the first forward pass."""
     text, vision = config.text_config, config.vision_config
     if text.num_attention_heads % text.num_key_value_heads:
@@ -244,8 +256,8 @@ def _check_shapes(config: PretrainedConfig) -> None:
     rope = text.rope_parameters or {}
     head_dim = text.hidden_size // text.num_attention_heads
     rotary = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-    section = rope.get("mrope_section")
-    if section is not None and 2 * sum(section) != rotary:
+    section = list(rope.get("mrope_section") or spec.default_mrope_section)
+    if 2 * sum(section) != rotary:
         raise ValueError(f"model.config.text_config.rope_parameters.mrope_section {section} must sum to half the "
                          f"rotary dimension ({rotary} = head_dim {head_dim} x partial_rotary_factor "
                          f"{rope.get('partial_rotary_factor', 1.0)})")

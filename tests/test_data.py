@@ -78,6 +78,8 @@ def test_image_rows_are_an_error_not_a_silent_text_only_row(tmp_path):
     Image.new("RGB", (28, 28)).save(tmp_path / "a.png")
     assert [(d.text, d.images) for d in load_documents(str(docs), images=True)] == [
         ("plain", []), ("A red circle.", [str((tmp_path / "a.png").resolve())])]
+    docs.write_text('{"text": "plain", "messages": [{"role": "user", "content": "hi"}]}\n')  # an extra column
+    assert [d.text for d in load_documents(str(docs))] == ["plain"]
     docs.write_text('{"text": "plain"}\n{"text": 3}\n')
     with pytest.raises(DataError, match=r"pretrain.jsonl: row 2: 'text' must be a string"):
         load_documents(str(docs))

@@ -19,6 +19,7 @@ from rlcs.vision import (
     IMAGE,
     VISION_CHAT_TEMPLATE,
     Glm4vImageTextProcessor,
+    add_vision_tokens,
     build_processor,
     build_vision_model,
 )
@@ -154,6 +155,9 @@ def test_load_model_picks_the_auto_class_from_the_config(vl_dir, micro_model_dir
     ({"text_config": {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5,
                                           "mrope_section": [8, 12, 12]}}}, "mrope_section .* must sum to half"),
     ({"text_config": {"num_key_value_heads": 3}}, "multiple of num_key_value_heads"),
+    # no section given: the model code's default, which does not fit a 32-dim head with half of it rotary
+    ({"text_config": {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}}},
+     r"mrope_section \[8, 12, 12\] must sum to half"),
 ])
 def test_shape_mismatches_fail_at_build_naming_the_key(processor, change, message):
     config = yaml.safe_load(RECIPE.read_text())["model"]["config"]
@@ -163,9 +167,26 @@ def test_shape_mismatches_fail_at_build_naming_the_key(processor, change, messag
         build_vision_model("glm4v", config, processor.tokenizer, seed=0)
 
 
+def test_a_qwen_config_without_an_mrope_section_is_refused_at_build(vl_dir):
+    config = yaml.safe_load((REPO / "recipes/tiny-vl/init-qwen2.5-vl.yaml").read_text())["model"]["config"]
+    del config["text_config"]["rope_parameters"]["mrope_section"]
+    tokenizer = load_processor(ModelConfig(path=str(vl_dir))).tokenizer  # a fresh copy, given Qwen's tokens
+    add_vision_tokens(tokenizer, "qwen2_5_vl")
+    with pytest.raises(ValueError, match=r"mrope_section \[16, 24, 24\] must sum to half"):
+        build_vision_model("qwen2_5_vl", config, tokenizer, seed=0)
+
+
+def test_the_saved_directory_names_the_stock_video_processor(vl_dir):
+    """Stock AutoProcessor reads the video processor's settings first, torchvision or not."""
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    settings, _ = BaseVideoProcessor.get_video_processor_dict(str(vl_dir))
+    assert settings["video_processor_type"] == "Glm4vVideoProcessor" and settings["patch_size"] == 14
+
+
 def test_image_processor_geometry_comes_from_the_vision_tower(vl_model, processor):
     with pytest.raises(ValueError, match="model.image_processor: patch_size come from model.config.vision_config"):
-        build_processor(processor.tokenizer, vl_model.config.vision_config, {"patch_size": 16})
+        build_processor(processor.tokenizer, vl_model.config.vision_config, {"patch_size": 16}, "glm4v")
 
 
 def test_text_model_with_an_image_processor_is_refused(suite_dir, tmp_path):

@@ -73,6 +73,16 @@ def test_image_caption_pretraining_in_one_process_trains_tower_and_decoder(vl_su
     assert load_processor(ModelConfig(path=str(tmp_path / "pt/model"))).image_processor is not None
 
 
+def test_captions_all_longer_than_seq_len_stop_pretraining_naming_the_file(vl_suite, tmp_path):
+    root, model = vl_suite
+    write_rows([r for r in rows_of(root / "data/pretrain.jsonl") if r.get("images")], tmp_path / "captions.jsonl")
+    result = run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
+                       f"model.path={model}", f"data.train={tmp_path / 'captions.jsonl'}", "data.eval=null",
+                       "data.seq_len=16", "logging.wandb=false"], expect_failure=True)
+    assert result.returncode != 0
+    assert "captions.jsonl: no training rows left (16 longer than data.seq_len=16" in result.stdout + result.stderr
+
+
 def test_sft_then_rl_on_image_rows_in_one_process(vl_suite, tmp_path):
     root, model = vl_suite
     data = root / "data"
@@ -211,8 +221,16 @@ def test_a_tiny_qwen2_5_vl_runs_every_stage_on_image_rows(vl_suite, qwen_model, 
     assert type(processor).__name__ == "Qwen2_5_VLImageTextProcessor"
     for field, token in FAMILIES["qwen2_5_vl"].config_token_fields.items():  # the markers' ids, in the config
         assert getattr(load_model(config).config, field) == processor.tokenizer.convert_tokens_to_ids(token)
+    # the names stock transformers resolves (with torchvision, AutoProcessor loads it as Qwen2_5_VLProcessor)
+    assert json.loads((qwen_model / "processor_config.json").read_text())["processor_class"] == "Qwen2_5_VLProcessor"
+    assert json.loads((qwen_model / "tokenizer_config.json").read_text())["processor_class"] == "Qwen2_5_VLProcessor"
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    assert BaseVideoProcessor.get_video_processor_dict(str(qwen_model))[0]["video_processor_type"] == \
+        "Qwen2VLVideoProcessor"
+    write_rows([r for r in rows_of(data / "pretrain.jsonl") if r.get("images")], tmp_path / "captions.jsonl")
     run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
-              f"model.path={qwen_model}", f"data.train={data / 'pretrain.jsonl'}", "data.eval=null",
+              f"model.path={qwen_model}", f"data.train={tmp_path / 'captions.jsonl'}", "data.eval=null",
               "train.micro_batch_size=4", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"])
     run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}",
               f"model.path={tmp_path / 'pt/model'}", f"data.train={data / 'sft.jsonl'}", "data.eval=null",

@@ -139,3 +139,14 @@ def _blobs(image, colour) -> int:
                         seen.add((nx, ny))
                         stack.append((nx, ny))
     return count
+
+
+def test_caption_documents_without_an_image_domain_are_refused(tmp_path):
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    suite = validate_recipe({"output_dir": str(tmp_path), "domains": ["arithmetic"], "levels": [1],
+                             "eval_per_level": 1, "rl_per_level": 1, "sft_per_level": 1, "pretrain_per_level": 1,
+                             "pretrain_images_per_level": 2}, SuiteRecipe)
+    with pytest.raises(ValueError, match="pretrain_images_per_level: 2 .* has none of"):
+        data_stage.run(suite)

@@ -31,6 +31,9 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     def draw_images(count: int, salt: str, exclude: set[str]) -> list[visual.VisualProblem]:
         return visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, levels, exclude)
 
+    if recipe.pretrain_images_per_level and not image_domains:
+        raise ValueError(f"pretrain_images_per_level: {recipe.pretrain_images_per_level} image-caption documents "
+                         f"per image domain, but domains {recipe.domains} has none of {list(visual.VISUAL_DOMAINS)}")
     held_out = draw(recipe.eval_per_level, "eval", set())
     held_out_ids = {p.id for p in held_out}
     rl = draw(recipe.rl_per_level, "rl", held_out_ids)
@@ -62,9 +65,9 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         # each image once, named by its content id, beside the JSONL files that point at it
         paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft + image_pretrain}
         captions = [visual.caption_row(p, paths[p.id]) for p in image_pretrain]
-        splits["pretrain.jsonl"] = documents + captions
-        random.Random(f"{recipe.seed}:captions").shuffle(splits["pretrain.jsonl"])
         if captions:
+            splits["pretrain.jsonl"] = documents + captions
+            random.Random(f"{recipe.seed}:captions").shuffle(splits["pretrain.jsonl"])
             splits["pretrain_eval.jsonl"] += [visual.caption_row(p, paths[p.id]) for p in image_held_out]
         splits["eval.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_held_out]
         splits["rl.jsonl"] += [visual.example_row(p, paths[p.id]) for p in image_rl]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rlcs.chat import load_images, tokenize_document, tokenize_image_document
 from rlcs.config import PretrainRecipe, dump_recipe
-from rlcs.data import load_documents
+from rlcs.data import DataError, load_documents
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import PackingStats, TokenizedSequence, chunk_stream, padded_rows
 from rlcs.runtime import image_text_processor, load_tokenizer, load_trainable_model, make_accelerator
@@ -34,23 +34,28 @@ def run(recipe: PretrainRecipe) -> Path:
             print(f"note: {source} has image-caption documents, which are not packed (docs/vision.md); "
                   "one document per row")
         sequences = []
-        for document in documents:
-            if document.images:
-                sequences.append(tokenize_image_document(processor, document.text, load_images(document.images)))
-            else:
+        for number, document in enumerate(documents, start=1):
+            if not document.images:
                 sequences += _pieces(tokenize_document(tokenizer, document.text), data.seq_len)
-        return padded_rows(sequences, data.seq_len)
+                continue
+            try:
+                sequences.append(tokenize_image_document(processor, document.text, load_images(document.images)))
+            except (ValueError, OSError) as exc:
+                raise DataError(f"{source}: row {number}: {exc}") from exc
+        found, stats = padded_rows(sequences, data.seq_len)
+        if stats.dropped_too_long and accelerator.is_main_process:
+            print(f"warning: {stats.dropped_too_long} of {source}'s image-caption documents are longer than "
+                  f"data.seq_len={data.seq_len} tokens (image tokens included) and were skipped")
+        return found, stats
 
     train_rows, stats = rows(data.train)
-    if stats.dropped_too_long:
-        print(f"warning: {stats.dropped_too_long} of {data.train}'s image-caption documents are longer than "
-              f"data.seq_len={data.seq_len} tokens (image tokens included) and were skipped")
     eval_rows = rows(data.eval)[0] if data.eval else None
     model = load_trainable_model(recipe.model)
     return train_causal_lm(accelerator, recipe, "pretrain", model, tokenizer, train_rows, eval_rows, stats, processor)
 
 
 def _pieces(sequence: TokenizedSequence, seq_len: int) -> list[TokenizedSequence]:
-    """A text document in ``seq_len``-token pieces, as the packed layout would cut it."""
+    """A text document in ``seq_len``-token pieces, each its own row (the packed layout cuts the stream of
+    documents instead, so its pieces can span two documents)."""
     return [TokenizedSequence(sequence.input_ids[i:i + seq_len], sequence.labels[i:i + seq_len])
             for i in range(0, len(sequence.input_ids), seq_len)]

@@ -166,8 +166,10 @@ def make_grounding(rng: random.Random, level: int) -> VisualProblem:
     size = (max(width, max(x + s for x, _, s in cells)), max(height, max(y + s for _, y, s in cells)))
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
-    colours = [target] + [rng.choice(others) for _ in cells[1:]]
-    kinds = [rng.choice(["circle", "square"]) for _ in cells]
+    kinds, colours = [rng.choice(["circle", "square"])], [target]
+    for _ in cells[1:]:  # kind, then colour, per distractor: the draw order the held-out items were made with
+        kinds.append(rng.choice(["circle", "square"]))
+        colours.append(rng.choice(others))
     boxes = [_normalise(_draw_shape(draw, kind, cell, COLOURS[colour]), image.size)
              for colour, kind, cell in zip(colours, kinds, cells)]
     caption = " ".join(f"A {colours[i]} {kinds[i]} at [{', '.join(map(str, boxes[i]))}]."
