@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rlcs.engine import Prompt
 from rlcs.packing import IGNORE, TokenizedSequence
-from rlcs.vision import split_processor_output
+from rlcs.vision import load_images, split_processor_output
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> str:
@@ -33,15 +33,6 @@ def example_messages(example: dict) -> list[dict]:
         return [{"role": "user", "content": example["prompt"]}]
     parts = [{"type": "image"} for _ in images] + [{"type": "text", "text": example["prompt"]}]
     return [{"role": "user", "content": parts}]
-
-
-def load_images(paths: Sequence[str]) -> list[Image.Image]:
-    """RGB images from paths the data loader has already checked (rlcs/data.py)."""
-    images = []
-    for path in paths:
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    return images
 
 
 def example_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> str:
@@ -87,30 +78,38 @@ def tokenize_document(tokenizer: PreTrainedTokenizerBase, text: str) -> Tokenize
     return TokenizedSequence(ids, list(ids))
 
 
-def tokenize_image_conversation(processor, messages: list[dict], images: Sequence[Image.Image]) -> TokenizedSequence:
+def tokenize_image_conversation(processor, messages: list[dict],
+                                images: Sequence[str] | Sequence[Image.Image]) -> TokenizedSequence:
     """``tokenize_conversation`` through a vision-language processor: labels cover the last assistant turn,
-    and ``vision`` holds what the processor returns besides token ids (``pixel_values``,
-    ``image_grid_thw``, per-token type ids), without the batch dimension of per-token ones.
+    and ``vision`` holds what the processor returns besides token ids (``image_grid_thw``, per-token type
+    ids, and ``pixel_values`` for in-memory images), without the batch dimension of per-token ones.
+    ``images`` as file paths: the pixels are not kept; the sequence keeps the paths, and ``collate`` loads
+    them again for each batch (``rlcs.vision.pixel_inputs``).
 
     The prompt is processed with the same images and must be a token prefix of the whole conversation;
     the processor's image expansion changes the text, so character offsets cannot be used here."""
     if not messages or messages[-1]["role"] != "assistant":
         raise ValueError("the conversation must end with an assistant message")
+    paths = tuple(images) if images and all(isinstance(i, str) for i in images) else ()
+    pictures = load_images(paths) if paths else list(images)
     full_text = processor.apply_chat_template(messages, tokenize=False)
     prompt_text = processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     # the rendered template already holds every special token (as tokenize_conversation assumes)
-    ids, vision = split_processor_output(processor(text=[full_text], images=list(images) or None,
+    ids, vision = split_processor_output(processor(text=[full_text], images=pictures or None,
                                                    return_tensors="pt", add_special_tokens=False))
-    prompt_ids, _ = split_processor_output(processor(text=[prompt_text], images=list(images) or None,
+    prompt_ids, _ = split_processor_output(processor(text=[prompt_text], images=pictures or None,
                                                      return_tensors="pt", add_special_tokens=False))
     if ids[:len(prompt_ids)] != prompt_ids:
         raise ValueError("the processor does not render the prompt as a token prefix of the full conversation; "
                          "prompt masking needs that property")
     labels = [IGNORE] * len(prompt_ids) + ids[len(prompt_ids):]
-    return TokenizedSequence(ids, labels, vision)
+    if paths:
+        vision.pop("pixel_values", None)
+    return TokenizedSequence(ids, labels, vision, paths)
 
 
-def tokenize_image_document(processor, text: str, images: Sequence[Image.Image]) -> TokenizedSequence:
+def tokenize_image_document(processor, text: str,
+                            images: Sequence[str] | Sequence[Image.Image]) -> TokenizedSequence:
     """An image-caption pretraining document: the images as a user turn and the text as the reply, through
     the model's own chat template (which knows its image placeholders); labels cover the text."""
     parts = [{"type": "image"} for _ in images]

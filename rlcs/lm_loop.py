@@ -29,7 +29,7 @@ from rlcs.metrics import progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
 from rlcs.runtime import parameter_counts
-from rlcs.vision import image_filler
+from rlcs.vision import image_filler, pixel_inputs
 from rlcs.zero3 import fill_bucket_sizes
 
 
@@ -53,7 +53,8 @@ def train_causal_lm(
     # an image-text model's batches always hold an image (rlcs.vision.image_filler; its tokens are counted
     # in the throughput metrics, its labels ignored)
     collate_fn = partial(collate, pad_id=tokenizer.pad_token_id,
-                         image_filler=image_filler(processor) if processor is not None else None)
+                         image_filler=image_filler(processor) if processor is not None else None,
+                         load_pixels=pixel_inputs(processor) if processor is not None else None)
 
     def epoch_loader(epoch: int):
         order = list(range(len(train_rows)))

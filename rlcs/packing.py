@@ -9,6 +9,7 @@ label, so no sequence is trained to continue the previous one.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,12 @@ class TokenizedSequence:
     # what a vision-language processor returns besides the ids: per-token tensors (length len(input_ids))
     # and per-image ones (pixel_values, image_grid_thw), concatenated along dim 0 when batched
     vision: dict[str, torch.Tensor] | None = None
+    # image files whose pixel values ``collate`` loads for each batch (then not kept in ``vision``)
+    image_paths: tuple[str, ...] = ()
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.image_paths) or bool(self.vision and "pixel_values" in self.vision)
 
 
 @dataclass
@@ -60,7 +67,7 @@ def pack_sequences(
     stats = PackingStats()
     bins: list[list[TokenizedSequence]] = []
     free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
-    if any(s.vision and "pixel_values" in s.vision for s in sequences):
+    if any(s.has_images for s in sequences):
         raise ValueError("image rows cannot be packed: vision-language models compute rotary positions over "
                          "a whole row from its image grid, which restarting position ids per sequence breaks")
     for sequence in sorted(sequences, key=lambda s: len(s.input_ids), reverse=True):
@@ -120,22 +127,25 @@ def padded_rows(
         if len(sequence.input_ids) > seq_len:
             stats.dropped_too_long += 1
             continue
-        rows.append({"input_ids": sequence.input_ids, "labels": sequence.labels, **(sequence.vision or {})})
+        rows.append({"input_ids": sequence.input_ids, "labels": sequence.labels, **(sequence.vision or {}),
+                     **({"image_paths": list(sequence.image_paths)} if sequence.image_paths else {})})
         stats.real_tokens += len(sequence.input_ids)
     stats.sequences = stats.blocks = len(rows)
     return rows, stats
 
 
-def collate(rows: list[dict], pad_id: int, image_filler: dict | None = None) -> dict[str, torch.Tensor]:
+def collate(rows: list[dict], pad_id: int, image_filler: dict | None = None,
+            load_pixels: Callable[[Sequence[str]], dict[str, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
     """Packed blocks (with ``position_ids``) stack as they are; plain rows are right-padded with a mask.
     Vision tensors of image rows: per-token ones are padded with 0 like the ids, per-image ones
-    (``pixel_values``, ``image_grid_thw``) concatenated in row order, as the models expect.
+    (``pixel_values``, ``image_grid_thw``) concatenated in row order, as the models expect. A row's
+    ``image_paths`` are loaded here by ``load_pixels`` (an image-text model's ``rlcs.vision.pixel_inputs``).
     ``image_filler`` (an image-text model's, ``rlcs.vision.image_filler``) is added as one more row to a
     batch with no image, so the vision tower runs in every batch on every process (packed blocks, which
     are text only, never get one: no process runs the tower on them)."""
     if "position_ids" in rows[0]:
         return {key: torch.tensor([row[key] for row in rows]) for key in ("input_ids", "labels", "position_ids")}
-    if image_filler is not None and not any("pixel_values" in row for row in rows):
+    if image_filler is not None and not any("pixel_values" in row or "image_paths" in row for row in rows):
         rows = [*rows, image_filler]
     width = max(len(row["input_ids"]) for row in rows)
     batch = {"input_ids": [], "labels": [], "attention_mask": []}
@@ -145,11 +155,24 @@ def collate(rows: list[dict], pad_id: int, image_filler: dict | None = None) -> 
         batch["labels"].append(row["labels"] + [IGNORE] * pad)
         batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
     collated = {key: torch.tensor(value) for key, value in batch.items()}
-    visions = [{key: value for key, value in row.items() if key not in ("input_ids", "labels")} or None
-               for row in rows]
+    visions = [_row_vision(row, load_pixels) for row in rows]
     if any(visions):
         collated.update(batch_vision(visions, [len(row["input_ids"]) for row in rows], width))
     return collated
+
+
+def _row_vision(row: dict, load_pixels) -> dict[str, torch.Tensor] | None:
+    """A row's image tensors, its image files loaded (and checked against the grid it was tokenized with)."""
+    vision = {key: value for key, value in row.items() if key not in ("input_ids", "labels", "image_paths")}
+    if "image_paths" in row:
+        if load_pixels is None:
+            raise ValueError("a row holds image paths; collate needs load_pixels (rlcs.vision.pixel_inputs)")
+        loaded = load_pixels(row["image_paths"])
+        if "image_grid_thw" in vision and not torch.equal(loaded["image_grid_thw"], vision["image_grid_thw"]):
+            raise ValueError(f"image files {row['image_paths']} no longer give the patch grid the row was "
+                             "tokenized with; were they changed during training?")
+        vision.update(loaded)
+    return vision or None
 
 
 def batch_vision(visions: list[dict | None], lengths: list[int], width: int, left_pad: bool = False

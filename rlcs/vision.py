@@ -9,6 +9,7 @@ minus its video processor.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,26 @@ def vision_token_ids(processor: ProcessorMixin) -> list[int]:
         if token.special and any(word in token.content.lower() for word in ("image", "video", "vision")):
             ids.add(token_id)
     return sorted(i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id)
+
+
+def load_images(paths: Sequence[str]) -> list[Image.Image]:
+    """RGB images from paths the data loader has already checked (rlcs/data.py)."""
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def pixel_inputs(processor: ProcessorMixin) -> Callable[[Sequence[str]], dict[str, torch.Tensor]]:
+    """Loads a training row's image files and runs the image processor on them, at batch time: rows keep
+    their image paths, not their pixels (a real image dataset's pixel values do not fit in memory)."""
+
+    def load(paths: Sequence[str]) -> dict[str, torch.Tensor]:
+        output = processor.image_processor(images=load_images(paths), return_tensors="pt")
+        return {key: output[key] for key in ("pixel_values", "image_grid_thw")}
+
+    return load
 
 
 def split_processor_output(output) -> tuple[list[int], dict[str, torch.Tensor]]:

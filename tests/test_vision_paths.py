@@ -20,6 +20,7 @@ from rlcs.chat import (
 from rlcs.engine import HFEngine, Prompt, SamplingParams, greedy
 from rlcs.packing import IGNORE, collate, pack_sequences, padded_rows
 from rlcs.rl.policy import build_batch, token_logprobs
+from rlcs.vision import pixel_inputs
 
 from .test_plan import saved_bytes
 from .test_vision import processor, vl_dir, vl_model  # noqa: F401  (module fixtures)
@@ -74,6 +75,32 @@ def test_a_caption_document_trains_its_text_given_the_image_and_batches_with_tex
     text = tokenize_document(processor.tokenizer, "Facts:\n2 + 3 = 5")
     batch = collate(padded_rows([text, caption], seq_len=512)[0], pad_id=processor.tokenizer.pad_token_id)
     assert batch["image_grid_thw"].tolist() == [[1, 2, 40]] and batch["input_ids"].shape[0] == 2
+
+
+def test_rows_from_image_files_keep_paths_not_pixels_and_collate_loads_them(processor, tmp_path):  # noqa: F811
+    """A dataset's pixels are not held in memory: rows keep their files, loaded again for each batch, and the
+    batch equals the one built from the images in memory."""
+    paths = []
+    for name, size in (("wide", WIDE), ("tall", TALL)):
+        stripes(size).save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    lazy = [tokenize_image_conversation(processor, conversation("What is shown?", "12"), [path]) for path in paths]
+    eager = [tokenize_image_conversation(processor, conversation("What is shown?", "12"), [stripes(size)])
+             for size in (WIDE, TALL)]
+    assert all("pixel_values" not in s.vision and s.image_paths for s in lazy)
+    pad = processor.tokenizer.pad_token_id
+    from_files = collate(padded_rows(lazy, 512)[0], pad, load_pixels=pixel_inputs(processor))
+    in_memory = collate(padded_rows(eager, 512)[0], pad)
+    assert from_files.keys() == in_memory.keys()
+    for key in in_memory:
+        assert torch.equal(from_files[key], in_memory[key]), key
+    with pytest.raises(ValueError, match="collate needs load_pixels"):
+        collate(padded_rows(lazy, 512)[0], pad)
+    stripes((56, 56)).save(paths[0])  # the file changed after tokenization: its grid no longer matches
+    with pytest.raises(ValueError, match="no longer give the patch grid"):
+        collate(padded_rows(lazy, 512)[0], pad, load_pixels=pixel_inputs(processor))
+    with pytest.raises(ValueError, match="cannot be packed"):
+        pack_sequences(lazy, 512, pad)
 
 
 def test_sft_loss_on_an_image_batch_is_finite_and_depends_on_the_image(vl_model, processor):  # noqa: F811

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlcs.chat import load_images, tokenize_document, tokenize_image_document
+from rlcs.chat import tokenize_document, tokenize_image_document
 from rlcs.config import PretrainRecipe, dump_recipe
 from rlcs.data import DataError, load_documents
 from rlcs.lm_loop import train_causal_lm
@@ -39,7 +39,7 @@ def run(recipe: PretrainRecipe) -> Path:
                 sequences += _pieces(tokenize_document(tokenizer, document.text), data.seq_len)
                 continue
             try:
-                sequences.append(tokenize_image_document(processor, document.text, load_images(document.images)))
+                sequences.append(tokenize_image_document(processor, document.text, document.images))
             except (ValueError, OSError) as exc:
                 raise DataError(f"{source}: row {number}: {exc}") from exc
         found, stats = padded_rows(sequences, data.seq_len)

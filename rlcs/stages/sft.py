@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlcs.chat import load_images, tokenize_conversation, tokenize_image_conversation
+from rlcs.chat import tokenize_conversation, tokenize_image_conversation
 from rlcs.config import SFTRecipe, dump_recipe
 from rlcs.data import load_sft_conversations
 from rlcs.lm_loop import train_causal_lm
@@ -27,7 +27,7 @@ def run(recipe: SFTRecipe) -> Path:
         if processor is None:
             sequences = [tokenize_conversation(tokenizer, c.messages) for c in conversations]
         else:
-            sequences = [tokenize_image_conversation(processor, c.messages, load_images(c.images))
+            sequences = [tokenize_image_conversation(processor, c.messages, c.images)
                          for c in conversations]
         with_images = any(c.images for c in conversations)
         if data.packing and with_images and accelerator.is_main_process:
