@@ -268,19 +268,16 @@ def load_documents(source: str, text_field: str = "text", split: str = "train",
     """Pretraining documents; ``images``: the model reads images (each file checked here), else a row with
     images is an error naming it."""
     rows = load_rows(source, split)
-    if text_field not in rows.column_names:
-        raise DataError(f"{source}: no column {text_field!r}; columns are {rows.column_names}")
-    documents = []
-    for index, (row, paths) in enumerate(_validated(rows, DocumentRow, source, images)):
-        text = (row.model_extra or {}).get(text_field)
-        if not isinstance(text, str):
-            raise DataError(f"{source}: row {index + 1}: {text_field!r} must be a string, got {type(text).__name__}")
-        documents.append(Document(text, paths))
-    return documents
+    texts = _texts(rows, text_field, source)
+    return [Document(text, paths) for text, (_, paths) in zip(texts, _validated(rows, DocumentRow, source, images))]
 
 
 def load_texts(source: str, field: str = "text", split: str = "train") -> list[str]:
-    rows = load_rows(source, split)
+    return _texts(load_rows(source, split), field, source)
+
+
+def _texts(rows: datasets.Dataset, field: str, source: str) -> list[str]:
+    """The ``field`` column, every value a string; a missing column or a non-string value names the row."""
     if field not in rows.column_names:
         raise DataError(f"{source}: no column {field!r}; columns are {rows.column_names}")
     texts = rows[field]

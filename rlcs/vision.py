@@ -60,8 +60,6 @@ def vision_chat_template(image_part: str) -> str:
     )
 
 
-VISION_CHAT_TEMPLATE = vision_chat_template(IMAGE_START + IMAGE + IMAGE_END)
-
 
 def is_image_text_config(config: PretrainedConfig | type[PretrainedConfig]) -> bool:
     """True when this config (class) loads only as an image-text-to-text model: transformers maps it to
@@ -188,12 +186,11 @@ FAMILIES: dict[str, VisionFamily] = {
         processor_class=Qwen2_5_VLImageTextProcessor, image_processor_class=Qwen2VLImageProcessorPil,
         default_mrope_section=(16, 24, 24)),
 }
-BUILDABLE = tuple(FAMILIES)
 
 
 def family(model_type: str) -> VisionFamily:
     if model_type not in FAMILIES:
-        raise ValueError(f"model.model_type: rlcs init builds the image-text model types {list(BUILDABLE)}, "
+        raise ValueError(f"model.model_type: rlcs init builds the image-text model types {list(FAMILIES)}, "
                          f"got {model_type!r}")
     return FAMILIES[model_type]
 

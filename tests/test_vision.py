@@ -17,11 +17,11 @@ from rlcs.stages import init as init_stage
 from rlcs.vision import (
     FAMILIES,
     IMAGE,
-    VISION_CHAT_TEMPLATE,
     Glm4vImageTextProcessor,
     add_vision_tokens,
     build_processor,
     build_vision_model,
+    vision_chat_template,
 )
 
 from .conftest import REPO
@@ -88,7 +88,7 @@ def test_processor_loads_without_torchvision_with_the_pil_image_processor(proces
         assert type(processor) is Glm4vImageTextProcessor
     assert type(processor.image_processor).__name__ == "Glm4vImageProcessorPil"
     assert processor.image_processor.patch_size == 14 and processor.image_processor.merge_size == 2
-    assert processor.chat_template == VISION_CHAT_TEMPLATE
+    assert processor.chat_template == vision_chat_template(FAMILIES["glm4v"].image_part)
 
 
 def test_auto_processor_loads_the_directory_where_torchvision_is_installed(vl_dir):

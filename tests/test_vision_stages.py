@@ -53,6 +53,18 @@ def two_rows(source, target) -> None:
     write_rows([next(r for r in rows if not r.get("images")), next(r for r in rows if r.get("images"))], target)
 
 
+def two_steps_on_two_processes(stage: str, model, source, tmp_path, port: int, *overrides: str) -> None:
+    """Two steps of a tiny-vl training stage under the 2-process ZeRO-3 config, one row of ``source`` per
+    process (text on one, an image on the other), into ``tmp_path / stage``; both losses must be finite."""
+    two_rows(source, tmp_path / f"{stage}.jsonl")
+    run_rlcs([stage, "--config", f"recipes/tiny-vl/{stage}.yaml", f"output_dir={tmp_path / stage}",
+              f"model.path={model}", f"data.train={tmp_path / f'{stage}.jsonl'}", "data.eval=null",
+              "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false",
+              *overrides], launcher=zero3_launcher(port))
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / stage) if "train/loss" in r]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
+
 def test_image_caption_pretraining_in_one_process_trains_tower_and_decoder(vl_suite, tmp_path):
     root, model = vl_suite
     data = root / "data"
@@ -114,21 +126,9 @@ def test_zero3_two_processes_with_an_image_on_one_and_text_on_the_other(vl_suite
     root, model = vl_suite
     data = root / "data"
     # pretraining: a text document on one process, an image-caption document on the other
-    two_rows(data / "pretrain.jsonl", tmp_path / "pretrain.jsonl")
-    run_rlcs(["pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={tmp_path / 'pt'}",
-              f"model.path={model}", f"data.train={tmp_path / 'pretrain.jsonl'}", "data.eval=null",
-              "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"],
-             launcher=zero3_launcher(29623))
-    losses = [r["train/loss"] for r in read_metrics(tmp_path / "pt") if "train/loss" in r]
-    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
-
-    two_rows(data / "sft.jsonl", tmp_path / "sft.jsonl")
-    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}", f"model.path={model}",
-              f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null", "train.micro_batch_size=1",
-              "train.max_steps=2", "train.log_every=1", "model.freeze_vision=true", "optim.lr_projector=1e-3",
-              "logging.wandb=false"], launcher=zero3_launcher(29621))
-    losses = [r["train/loss"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r]
-    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    two_steps_on_two_processes("pretrain", model, data / "pretrain.jsonl", tmp_path, 29623)
+    two_steps_on_two_processes("sft", model, data / "sft.jsonl", tmp_path, 29621,
+                               "model.freeze_vision=true", "optim.lr_projector=1e-3")
     start, tuned = load_model(ModelConfig(path=str(model))), load_model(ModelConfig(path=str(tmp_path / "sft/model")))
     tuned_parameters = dict(tuned.named_parameters())
     changed = {parameter_role(n) for n, p in start.named_parameters() if not torch.equal(p, tuned_parameters[n])}
@@ -255,10 +255,4 @@ def test_a_tiny_qwen2_5_vl_runs_every_stage_on_image_rows(vl_suite, qwen_model, 
 def test_a_tiny_qwen2_5_vl_under_zero3_with_an_image_on_one_process_and_text_on_the_other(
         vl_suite, qwen_model, tmp_path):
     root, _ = vl_suite
-    two_rows(root / "data/sft.jsonl", tmp_path / "sft.jsonl")
-    run_rlcs(["sft", "--config", "recipes/tiny-vl/sft.yaml", f"output_dir={tmp_path / 'sft'}",
-              f"model.path={qwen_model}", f"data.train={tmp_path / 'sft.jsonl'}", "data.eval=null",
-              "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false"],
-             launcher=zero3_launcher(29624))
-    losses = [r["train/loss"] for r in read_metrics(tmp_path / "sft") if "train/loss" in r]
-    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    two_steps_on_two_processes("sft", qwen_model, root / "data/sft.jsonl", tmp_path, 29624)
