@@ -314,7 +314,8 @@ class SuiteRecipe(Section):
     levels: list[int] = [1, 2, 3, 4]
     eval_per_level: int = Field(50, ge=1)
     rl_per_level: int = Field(200, ge=0)
-    sft_per_level: int = Field(400, ge=0)
+    sft_per_level: int | dict[int, int] = Field(400, description="worked SFT rows per domain and level: one "
+                                                "count for every level, or level -> count (missing levels: none)")
     pretrain_per_level: int = Field(1000, ge=0)
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
@@ -326,14 +327,21 @@ class SuiteRecipe(Section):
         "answer without working it out (drawn apart from the sft_per_level worked rows); missing levels: none")
 
     @model_validator(mode="after")
-    def _unworked_levels_exist(self) -> SuiteRecipe:
-        unknown = sorted(set(self.sft_unworked_per_level) - set(self.levels))
-        if unknown:
-            raise ValueError(f"sft_unworked_per_level names levels {unknown} that are not in levels {self.levels}")
-        negative = {level: n for level, n in self.sft_unworked_per_level.items() if n < 0}
-        if negative:
-            raise ValueError(f"sft_unworked_per_level counts must be >= 0, got {negative}")
+    def _per_level_counts(self) -> SuiteRecipe:
+        for key in ("sft_per_level", "sft_unworked_per_level"):
+            counts = self.counts_per_level(key)
+            unknown = sorted(set(counts) - set(self.levels))
+            if unknown:
+                raise ValueError(f"{key} names levels {unknown} that are not in levels {self.levels}")
+            negative = {level: n for level, n in counts.items() if n < 0}
+            if negative:
+                raise ValueError(f"{key} counts must be >= 0, got {negative}")
         return self
+
+    def counts_per_level(self, key: str) -> dict[int, int]:
+        """``key``'s rows per level (a single count applies to every level; a level a mapping omits gets none)."""
+        value = getattr(self, key)
+        return {level: value for level in self.levels} if isinstance(value, int) else dict(value)
 
 
 class TokenizerSpec(Section):

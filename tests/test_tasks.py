@@ -174,9 +174,35 @@ def test_unworked_sft_rows_are_added_per_level_with_correct_answers_and_no_steps
     assert len({r["id"] for r in rows}) == len(rows)
 
 
+@pytest.mark.parametrize("key", ["sft_unworked_per_level", "sft_per_level"])
 @pytest.mark.parametrize("shares, message", [({5: 10}, "not in levels"), ({2: -1}, ">= 0")])
-def test_unworked_rows_at_unknown_levels_or_negative_counts_are_rejected(tmp_path, shares, message):
+def test_per_level_counts_at_unknown_levels_or_negative_are_rejected(tmp_path, key, shares, message):
     from rlcs.config import RecipeError, SuiteRecipe, validate_recipe
 
-    with pytest.raises(RecipeError, match=message):
-        validate_recipe({"output_dir": str(tmp_path), "sft_unworked_per_level": shares}, SuiteRecipe)
+    with pytest.raises(RecipeError, match=f"{key}.*{message}"):
+        validate_recipe({"output_dir": str(tmp_path), key: shares}, SuiteRecipe)
+
+
+def test_sft_rows_per_level_mapping_draws_those_counts_and_the_same_rows_as_a_single_count(tmp_path):
+    import json
+
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    def sft_rows(out, per_level):
+        recipe = validate_recipe(
+            {"output_dir": str(out), "seed": 5, "domains": ["arithmetic", "counting"], "eval_per_level": 2,
+             "rl_per_level": 1, "sft_per_level": per_level, "pretrain_per_level": 1}, SuiteRecipe)
+        data_stage.run(recipe)
+        return [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
+
+    single = sft_rows(tmp_path / "single", 3)
+    mapped = sft_rows(tmp_path / "mapped", {1: 6, 2: 3, 4: 1})
+    counts = {(d, level): sum(r["domain"] == d and r["level"] == level for r in mapped)
+              for d in ("arithmetic", "counting") for level in (1, 2, 3, 4)}
+    assert counts == {("arithmetic", 1): 6, ("arithmetic", 2): 3, ("arithmetic", 3): 0, ("arithmetic", 4): 1,
+                      ("counting", 1): 6, ("counting", 2): 3, ("counting", 3): 0, ("counting", 4): 1}
+    # a level's rows come from that level's own seed: the first 3 of six are the single count's 3
+    for domain in ("arithmetic", "counting"):
+        assert ([r["id"] for r in mapped if r["domain"] == domain and r["level"] == 1][:3]
+                == [r["id"] for r in single if r["domain"] == domain and r["level"] == 1])

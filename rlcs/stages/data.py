@@ -28,8 +28,17 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=at_levels,
                               exclude_ids=exclude)
 
-    def draw_images(count: int, salt: str, exclude: set[str]) -> list[visual.VisualProblem]:
-        return visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, levels, exclude)
+    def draw_images(count: int, salt: str, exclude: set[str],
+                    at_levels: tuple[int, ...] = levels) -> list[visual.VisualProblem]:
+        return visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, at_levels, exclude)
+
+    def draw_per_level(drawer, counts: dict[int, int], salt: str, exclude: set[str]) -> list:
+        """Rows of ``counts`` per level. Problems come from one seed per (domain, level), so this gives the
+        rows, and the order (domain, then level), of one draw over every level when the counts are equal."""
+        rows = [p for level, count in sorted(counts.items()) for p in drawer(count, salt, exclude, (level,))]
+        return sorted(rows, key=lambda p: recipe.domains.index(p.domain))
+
+    sft_counts = recipe.counts_per_level("sft_per_level")
 
     if recipe.pretrain_images_per_level and not image_domains:
         raise ValueError(f"pretrain_images_per_level: {recipe.pretrain_images_per_level} image-caption documents "
@@ -37,7 +46,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     held_out = draw(recipe.eval_per_level, "eval", set())
     held_out_ids = {p.id for p in held_out}
     rl = draw(recipe.rl_per_level, "rl", held_out_ids)
-    sft = draw(recipe.sft_per_level, "sft", held_out_ids)
+    sft = draw_per_level(draw, sft_counts, "sft", held_out_ids)
     pretrain = draw(recipe.pretrain_per_level, "pretrain", held_out_ids)
     drill_rng = random.Random(f"{recipe.seed}:drills")
     documents = [{"text": p.document()} for p in pretrain]
@@ -46,7 +55,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     random.Random(recipe.seed).shuffle(documents)
 
     sft_ids = {p.id for p in sft}
-    unworked = [p for level, count in sorted(recipe.sft_unworked_per_level.items())
+    unworked = [p for level, count in sorted(recipe.counts_per_level("sft_unworked_per_level").items())
                 for p in draw(count, "sft-unworked", held_out_ids | sft_ids, (level,))]
     splits = {
         "eval.jsonl": [p.example() for p in held_out],
@@ -60,7 +69,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         image_held_out = draw_images(recipe.eval_per_level, "eval", set())
         exclude = {p.id for p in image_held_out}
         image_rl = draw_images(recipe.rl_per_level, "rl", exclude)
-        image_sft = draw_images(recipe.sft_per_level, "sft", exclude)
+        image_sft = draw_per_level(draw_images, sft_counts, "sft", exclude)
         image_pretrain = draw_images(recipe.pretrain_images_per_level, "pretrain", exclude)
         # each image once, named by its content id, beside the JSONL files that point at it
         paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft + image_pretrain}
