@@ -126,6 +126,29 @@ def test_simulate_stops_at_uniforms_skill_and_counts_rollouts(tmp_path):
     assert rlcs["picks"].sum() == pytest.approx(1.0)
 
 
+def test_the_seen_item_oracle_knows_only_items_it_has_rolled_out(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text("""split: held-out
+description: a medium domain and an all-or-nothing one
+uniform_steps: 1
+domains:
+  - {name: medium, items: 20, difficulty: 1.5, spread: 0.3}
+  - {name: split, items: 40, difficulty: 0.0, spread: 8.0}
+""")
+    learner = sim.Learner(sim.load_world(path), seed=0)
+    sampler = sim.make_sampler("seen-oracle", learner, seed=0)
+    split = np.flatnonzero(learner.domain_of == 1)
+    best_split = split[np.argmax(learner.informative()[split])]
+    # unseen, a split item is worth its domain's mean (low: most are far too easy or too hard), so the
+    # first picks are all medium items, the split domain's most informative item among them or not
+    first = [learner.index[e["id"]] for e in sampler.pick(20)]
+    assert set(learner.domain_of[first]) == {0} and best_split not in first
+    # once rolled out, an item is known: the best split item, seen, outranks the medium items' lower ones
+    sampler.seen[best_split] = True
+    assert learner.informative()[best_split] > np.sort(learner.informative()[learner.domain_of == 0])[0]
+    assert best_split in [learner.index[e["id"]] for e in sampler.pick(20)]
+
+
 # -- the informative floor ------------------------------------------------------
 
 def test_expected_informative_by_hand():
