@@ -41,7 +41,7 @@ from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler  # noqa: E402
 WORLDS = Path(__file__).resolve().parent / "worlds"
 BUDGET = 3.0  # a sampler that has not reached uniform's final skill with this x uniform's rollouts gave up
 # the defaults before issue #12, to show what the floor, the drift rules and retirement change
-PREVIOUS = {"informative_floor": 0.0, "drift_ridge": 1.0, "drift_decay": 1.0, "retire_after": 0}
+PREVIOUS = {"informative_floor": 0.0, "drift_ridge": 1.0, "drift_decay": 1.0, "retire_after": 0, "evidence": "pass"}
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ def make_sampler(name: str, learner: Learner, seed: int):
     if name == "rlcs-previous":
         return RLCSSampler(examples, RLCSOptions(**PREVIOUS), g, seed)
     if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
-        overrides = {k: float(v) for k, v in (kv.split("=") for kv in name[5:].split(","))}
+        overrides = {k: v if k == "evidence" else float(v) for k, v in (kv.split("=") for kv in name[5:].split(","))}
         return RLCSSampler(examples, RLCSOptions(**overrides), g, seed)
     raise ValueError(f"unknown sampler {name!r}")
 
@@ -494,7 +494,7 @@ out before, and of the others only their domain's mean (a perfect domain prior);
 the most a sampler could know from looking, so its ratio to the oracle shows how much of the oracle's lead
 comes from knowing items before anyone has looked at them (greedy is not the best use of that knowledge:
 rlcs, which explores, beats it in some worlds). "previous defaults": `informative_floor: 0`,
-`drift_ridge: 1`, `drift_decay: 1`, `retire_after: 0` (the sampler before issue #12). The new defaults
+`drift_ridge: 1`, `drift_decay: 1`, `retire_after: 0`, `evidence: pass` (the sampler before issue #12). The new defaults
 were chosen on the `tuning` worlds only (seeds 0-3, and 0-23 of `base` for its zero-variance target); the
 `held-out` worlds played no part in the choice (they were run once with `informative_floor: 0.5`, before
 the tuning worlds moved it to 0.35, and again after).

@@ -44,6 +44,28 @@ def test_partial_credit_groups_are_informative_and_selected_before_flat_ones():
     assert sampler.select([flat, partial, noise, binary], 2) == [3, 1]  # variances 0.1875 and 0.0169
 
 
+def test_partial_credit_counts_as_a_share_of_a_pass_so_such_items_rank_as_informative():
+    # a transcription-like domain: rewards differ in every group, yet no completion is perfect
+    partial = [GroupOutcome(f"p{i}", "p", [0.4, 0.7, 0.5, 0.6, 0.3, 0.8, 0.5, 0.6], passes=0) for i in range(4)]
+    failing = [_outcome(f"f{i}", 0, domain="f") for i in range(4)]
+    examples = _examples(4, "p") + _examples(4, "f")
+    by_reward = RLCSSampler(examples, RLCSOptions(decay=1.0, explore=0.0), group_size=8, seed=0)
+    by_pass = RLCSSampler(examples, RLCSOptions(decay=1.0, explore=0.0, evidence="pass"), group_size=8, seed=0)
+    for sampler in (by_reward, by_pass):
+        sampler.update(partial + failing)
+    a, b = by_reward.posterior()
+    assert by_reward.passes[:4] == pytest.approx([4.4] * 4) and by_reward.fails[:4] == pytest.approx([3.6] * 4)
+    assert by_pass.passes[:4].tolist() == [0.0] * 4  # counted as passes only, it looks like the all-fail items
+    assert all(0.4 < mean < 0.6 for mean in (a / (a + b))[:4])
+    # four picks: the partial-credit items, which teach (by passes alone they looked all-fail)
+    assert sorted(e["domain"] for e in by_reward.pick(4)) == ["p"] * 4
+    # binary rewards give the same posterior either way
+    same = [RLCSSampler(_examples(2), RLCSOptions(evidence=rule), 8, seed=0) for rule in ("reward", "pass")]
+    for sampler in same:
+        sampler.update([_outcome("d0", passes=3), _outcome("d1", passes=8)])
+    assert np.array_equal(same[0].posterior()[0], same[1].posterior()[0])
+
+
 def test_the_same_item_twice_in_a_step_adds_its_evidence():
     config = RLCSOptions(prior_strength=4.0, decay=1.0)
     sampler = RLCSSampler(_examples(2, difficulty=[0.25, 0.75]), config, group_size=8, seed=0)
