@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from rlcs.curriculum.registry import SAMPLERS
 
@@ -314,8 +323,9 @@ class SuiteRecipe(Section):
     levels: list[int] = [1, 2, 3, 4]
     eval_per_level: int = Field(50, ge=1)
     rl_per_level: int = Field(200, ge=0)
-    sft_per_level: int | dict[int, int] = Field(400, description="worked SFT rows per domain and level: one "
-                                                "count for every level, or level -> count (missing levels: none)")
+    sft_per_level: StrictInt | dict[int, StrictInt] = Field(
+        400, description="worked SFT rows per domain and level: one count for every level, or level -> count "
+        "(missing levels: none)")
     pretrain_per_level: int = Field(1000, ge=0)
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
@@ -328,6 +338,11 @@ class SuiteRecipe(Section):
 
     @model_validator(mode="after")
     def _per_level_counts(self) -> SuiteRecipe:
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"levels repeat: {self.levels}")
+        if isinstance(self.sft_per_level, dict) and not self.sft_per_level:
+            raise ValueError("sft_per_level is an empty mapping: no worked SFT rows at any level; give a count "
+                             "per level, or 0")
         for key in ("sft_per_level", "sft_unworked_per_level"):
             counts = self.counts_per_level(key)
             unknown = sorted(set(counts) - set(self.levels))

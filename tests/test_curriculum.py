@@ -63,7 +63,24 @@ def test_partial_credit_counts_as_a_share_of_a_pass_so_such_items_rank_as_inform
     same = [RLCSSampler(_examples(2), RLCSOptions(evidence=rule), 8, seed=0) for rule in ("reward", "pass")]
     for sampler in same:
         sampler.update([_outcome("d0", passes=3), _outcome("d1", passes=8)])
-    assert np.array_equal(same[0].posterior()[0], same[1].posterior()[0])
+    for mine, theirs in zip(same[0].posterior(), same[1].posterior()):
+        assert np.array_equal(mine, theirs)
+    assert np.array_equal(same[0].first_looks, same[1].first_looks)
+    assert same[0].domain_pass_rate == same[1].domain_pass_rate
+
+
+def test_a_state_saved_under_another_evidence_rule_is_refused():
+    old = RLCSSampler(_examples(2), RLCSOptions(evidence="pass"), 8, seed=0)
+    old.update([_outcome("d0", passes=3)])
+    state = old.state_dict()
+    with pytest.raises(ValueError, match="evidence=pass"):
+        RLCSSampler(_examples(2), RLCSOptions(), 8, seed=0).load_state_dict(state)
+    del state["evidence"]  # saved before the option existed: it counted full passes
+    with pytest.raises(ValueError, match="evidence=pass"):
+        RLCSSampler(_examples(2), RLCSOptions(), 8, seed=0).load_state_dict(state)
+    resumed = RLCSSampler(_examples(2), RLCSOptions(evidence="pass"), 8, seed=0)
+    resumed.load_state_dict(state)
+    assert resumed.passes.tolist() == old.passes.tolist()
 
 
 def test_the_same_item_twice_in_a_step_adds_its_evidence():

@@ -143,6 +143,7 @@ domains:
     # first picks are all medium items, the split domain's most informative item among them or not
     first = [learner.index[e["id"]] for e in sampler.pick(20)]
     assert set(learner.domain_of[first]) == {0} and best_split not in first
+    assert sampler.seen[first].all() and sampler.seen.sum() == 20  # what it rolled out, it now knows
     # once rolled out, an item is known: the best split item, seen, outranks the medium items' lower ones
     sampler.seen[best_split] = True
     assert learner.informative()[best_split] > np.sort(learner.informative()[learner.domain_of == 0])[0]

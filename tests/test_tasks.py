@@ -174,6 +174,22 @@ def test_unworked_sft_rows_are_added_per_level_with_correct_answers_and_no_steps
     assert len({r["id"] for r in rows}) == len(rows)
 
 
+@pytest.mark.parametrize("value, message", [(True, "sft_per_level"), ({1: True}, "sft_per_level"),
+                                            ("7", "sft_per_level"), ({}, "empty mapping")])
+def test_sft_rows_per_level_must_be_whole_counts(tmp_path, value, message):
+    from rlcs.config import RecipeError, SuiteRecipe, validate_recipe
+
+    with pytest.raises(RecipeError, match=message):
+        validate_recipe({"output_dir": str(tmp_path), "sft_per_level": value}, SuiteRecipe)
+
+
+def test_repeated_levels_are_rejected(tmp_path):
+    from rlcs.config import RecipeError, SuiteRecipe, validate_recipe
+
+    with pytest.raises(RecipeError, match="levels repeat"):
+        validate_recipe({"output_dir": str(tmp_path), "levels": [1, 1, 2]}, SuiteRecipe)
+
+
 @pytest.mark.parametrize("key", ["sft_unworked_per_level", "sft_per_level"])
 @pytest.mark.parametrize("shares, message", [({5: 10}, "not in levels"), ({2: -1}, ">= 0")])
 def test_per_level_counts_at_unknown_levels_or_negative_are_rejected(tmp_path, key, shares, message):
@@ -206,3 +222,25 @@ def test_sft_rows_per_level_mapping_draws_those_counts_and_the_same_rows_as_a_si
     for domain in ("arithmetic", "counting"):
         assert ([r["id"] for r in mapped if r["domain"] == domain and r["level"] == 1][:3]
                 == [r["id"] for r in single if r["domain"] == domain and r["level"] == 1])
+
+
+def test_a_draw_that_runs_out_of_distinct_problems_is_reported(tmp_path, monkeypatch, capsys):
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    real = tasks.generate
+
+    def small_space(count, seed, domains=None, levels=tasks.LEVELS, exclude_ids=None, **kwargs):
+        # as if arithmetic level 1 held only 2 problems outside the held-out split
+        rows = real(count, seed, domains, levels, exclude_ids, **kwargs)
+        kept = [p for p in rows if (p.domain, p.level) != ("arithmetic", 1)]
+        return kept + [p for p in rows if (p.domain, p.level) == ("arithmetic", 1)][:2]
+
+    monkeypatch.setattr(data_stage.tasks, "generate", small_space)
+    recipe = validate_recipe({"output_dir": str(tmp_path), "seed": 1, "domains": ["arithmetic", "counting"],
+                              "eval_per_level": 1, "rl_per_level": 1, "sft_per_level": {1: 5, 2: 3},
+                              "pretrain_per_level": 1}, SuiteRecipe)
+    data_stage.run(recipe)
+    note = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "sft arithmetic level 1: 2 of 5" in note[0]
+    assert "counting" not in note[0] and "level 2" not in note[0]  # only the short draw is named

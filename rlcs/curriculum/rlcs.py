@@ -89,7 +89,7 @@ class RLCSSampler:
         self.step = 0
         self.domain_pass_rate = {d: config.initial_pass_rate for d in self.domains}
         self.domain_yield = {d: 0.5 for d in self.domains}
-        # per domain, decayed sums over first looks at its items of (1, passes, passes**2)
+        # per domain, decayed sums over first looks at its items of (1, credit, credit**2) (``_credit``)
         self.first_looks = np.zeros((len(self.domains), 3))
         # per domain, logit offset between seen items' evidence and their pass rate now
         self.drift = np.zeros(len(self.domains))
@@ -239,7 +239,7 @@ class RLCSSampler:
         a_passes, a_fails = self._evidence()
         self.first_looks *= self.config.decay
         by_domain: dict[str, list[GroupOutcome]] = {}
-        added: dict[int, list[float]] = {}  # item -> [passes, fails] of this step (one item may come twice)
+        added: dict[int, list[float]] = {}  # item -> [credit, rest] of this step (one item may come twice)
         credit = [self._credit(o) for o in outcomes]
         for k, outcome in enumerate(outcomes):
             i = self.index.get(outcome.example_id)
@@ -272,9 +272,10 @@ class RLCSSampler:
 
     def _credit(self, outcome: GroupOutcome) -> float:
         """The group's passes as its item's posterior counts them (``evidence``). With partial credit,
-        counting only full passes makes an item whose rewards differ in every group look all-fail: it
-        ranks last and is retired, though each of its groups carries gradient (a transcription domain
-        scored by edit distance got 3% of rlcs's picks on the tiny model, docs/curriculum.md)."""
+        counting only full passes makes an item whose rewards differ in every group look all-fail, so it
+        ranks near the bottom, though each of its groups carries gradient (a transcription domain scored
+        by edit distance got 3% of rlcs's picks on the tiny model, docs/curriculum.md). ``reward`` assumes
+        rewards in [0, 1] with 1 a pass: with shaping terms (a format bonus) use ``pass``."""
         if self.config.evidence == "pass":
             return float(outcome.passes)
         return float(sum(min(max(r, 0.0), 1.0) for r in outcome.rewards))
@@ -360,11 +361,18 @@ class RLCSSampler:
             "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
             "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
             "ids": [e["id"] for e in self.examples], "rng": self.rng.bit_generator.state,
+            "evidence": self.config.evidence,
         }
 
     def load_state_dict(self, state: dict) -> None:
         if state["ids"] != [e["id"] for e in self.examples]:
             raise ValueError("sampler state was saved for a different dataset (example ids differ)")
+        # states saved before the option existed counted full passes
+        saved = state.get("evidence", "pass")
+        if saved != self.config.evidence:
+            raise ValueError(f"sampler state was saved with sampler.rlcs.evidence={saved}, this run has "
+                             f"{self.config.evidence}: its posteriors would mix two kinds of evidence; set "
+                             f"sampler.rlcs.evidence={saved} to resume it")
         self.passes, self.fails = np.array(state["passes"]), np.array(state["fails"])
         self.last_seen = np.array(state["last_seen"], dtype=np.int64)
         # states saved before retirement existed restore with no looks counted: items retire afresh

@@ -22,15 +22,25 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     text_domains = [d for d in recipe.domains if d not in visual.VISUAL_DOMAINS]
     image_domains = [d for d in recipe.domains if d in visual.VISUAL_DOMAINS]
 
+    short: list[str] = []  # (split, domain, level) draws whose problem space ran out before the count
+
+    def counted(problems: list, count: int, salt: str, domains: list[str], at_levels: tuple[int, ...]) -> list:
+        drawn = Counter((p.domain, p.level) for p in problems)
+        short.extend(f"{salt} {d} level {level}: {drawn[(d, level)]} of {count}"
+                     for d in domains for level in at_levels if drawn[(d, level)] < count)
+        return problems
+
     def draw(count: int, salt: str, exclude: set[str], at_levels: tuple[int, ...] = levels) -> list[tasks.Problem]:
         if not text_domains:
             return []
-        return tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=at_levels,
-                              exclude_ids=exclude)
+        problems = tasks.generate(count, seed=f"{recipe.seed}:{salt}", domains=text_domains, levels=at_levels,
+                                  exclude_ids=exclude)
+        return counted(problems, count, salt, text_domains, at_levels)
 
     def draw_images(count: int, salt: str, exclude: set[str],
                     at_levels: tuple[int, ...] = levels) -> list[visual.VisualProblem]:
-        return visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, at_levels, exclude)
+        problems = visual.generate_visual(count, f"{recipe.seed}:{salt}", image_domains, at_levels, exclude)
+        return counted(problems, count, salt, image_domains, at_levels)
 
     def draw_per_level(drawer, counts: dict[int, int], salt: str, exclude: set[str]) -> list:
         """Rows of ``counts`` per level. Problems come from one seed per (domain, level), so this gives the
@@ -90,6 +100,9 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     per_domain = Counter(p.domain for p in held_out)
     print(f"wrote the task suite to {out}: {counts}; eval per domain {dict(per_domain)}"
           + (f"; of the SFT rows, {len(unworked)} are unworked" if unworked else ""))
+    if short:  # a small problem space holds fewer distinct problems than asked: say so rather than pad
+        print(f"note: {len(short)} draws found fewer distinct problems than asked (the rest of the space is "
+              f"held out or already drawn): {'; '.join(short)}")
     return counts
 
 
