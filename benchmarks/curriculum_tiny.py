@@ -20,6 +20,7 @@ counts as not reached.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -34,7 +35,9 @@ from report import machine, mean_sd, write_section  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLERS = ("uniform", "dapo", "rlcs")
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-pass")
+# rlcs-pass: rlcs counting full passes only (the rule before partial credit counted), to show what it changes
+SAMPLER_ARGS = {"rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"]}
 
 
 def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
@@ -49,7 +52,8 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     if not (out / "model" / "config.json").exists():  # finished runs are reused
         subprocess.run([
             sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}",
-            f"model.path={args.model}", f"sampler.name={sampler}", f"seed={seed}", f"train.max_rollouts={args.budget}",
+            f"model.path={args.model}", *SAMPLER_ARGS.get(sampler, [f"sampler.name={sampler}"]), f"seed={seed}",
+            f"train.max_rollouts={args.budget}",
             "train.steps=1000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
             f"train.eval_max_examples={args.eval_examples}",
             "logging.wandb=false",
@@ -58,6 +62,19 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
+
+
+def per_domain(runs: list[Path], domain_of: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean over runs of each domain's share of the picks, and of its held-out accuracy at the last evaluation."""
+    shares, accuracies = [], []
+    for out in runs:
+        lines = (out / "picks.jsonl").read_text().splitlines()
+        picked = [domain_of[i] for line in lines for i in json.loads(line)["ids"]]
+        shares.append({d: picked.count(d) / len(picked) for d in sorted(set(domain_of.values()))})
+        last = [r for r in read_metrics(out) if "eval/accuracy" in r][-1]
+        accuracies.append({d: last[f"eval/{d}/accuracy"] for d in shares[-1] if f"eval/{d}/accuracy" in last})
+    return ({d: statistics.mean(s[d] for s in shares) for d in shares[0]},
+            {d: statistics.mean(a[d] for a in accuracies) for d in accuracies[0]})
 
 
 def first_reaching(points: list[tuple[int, int, float]], target: float) -> float | None:
@@ -103,6 +120,15 @@ def main() -> None:
         mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
 
+    recipe = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())
+    domain_of = {row["id"]: row["domain"] for row in map(json.loads, (REPO / recipe["data"]["train"]).read_text()
+                                                           .splitlines())}
+    domain_rows = []
+    for name in SAMPLERS:
+        shares, accuracies = per_domain([out / f"{name}-seed{s}" for s in seeds], domain_of)
+        domain_rows.append(f"| {name} | " + "; ".join(
+            f"{d} {shares[d]:.0%} / {accuracies.get(d, float('nan')):.1%}" for d in shares) + " |")
+
     uniform_start = statistics.mean(curves[("uniform", s)][0][2] for s in seeds)
     caveat = ("\nUniform ended at or below where it started, so \"rollouts to uniform's final\" measures noise, "
               "not learning: read the gain column.\n" if uniform_final <= uniform_start else "")
@@ -144,6 +170,13 @@ Machine: {machine()}.
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
 {caveat}
+`rlcs-pass` is rlcs counting full passes only (`sampler.rlcs.evidence=pass`, the rule before partial
+credit counted). Per domain, mean over seeds: share of the picks / held-out accuracy at the budget:
+
+| sampler | domain: picks / accuracy |
+|---|---|
+{chr(10).join(domain_rows)}
+
 Mean accuracy by mean rollouts spent (rollouts: accuracy):
 
 | sampler | curve |
