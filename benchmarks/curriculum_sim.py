@@ -298,7 +298,8 @@ def make_sampler(name: str, learner: Learner, seed: int):
     if name == "rlcs-previous":
         return RLCSSampler(examples, RLCSOptions(**PREVIOUS), g, seed)
     if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
-        overrides = {k: v if k == "evidence" else float(v) for k, v in (kv.split("=") for kv in name[5:].split(","))}
+        # RLCSOptions converts and checks each value ("0.35" -> 0.35, "3" -> 3, "pass" stays text)
+        overrides = dict(kv.split("=") for kv in name[5:].split(","))
         return RLCSSampler(examples, RLCSOptions(**overrides), g, seed)
     raise ValueError(f"unknown sampler {name!r}")
 
