@@ -238,29 +238,29 @@ class RLCSSampler:
         self.step += 1
         a_passes, a_fails = self._evidence()
         self.first_looks *= self.config.decay
-        by_domain: dict[str, list[GroupOutcome]] = {}
+        by_domain: dict[str, list[tuple[GroupOutcome, float]]] = {}  # domain -> (outcome, its credit)
         added: dict[int, list[float]] = {}  # item -> [credit, rest] of this step (one item may come twice)
-        credit = [self._credit(o) for o in outcomes]
-        for k, outcome in enumerate(outcomes):
+        for outcome in outcomes:
             i = self.index.get(outcome.example_id)
             if i is None:
                 continue
+            credit = self._credit(outcome)
             if self.last_seen[i] < 0 and i not in added and len(outcome.rewards) == self.group_size:
-                self.first_looks[self.domain_of[i]] += (1.0, credit[k], credit[k] ** 2)
+                self.first_looks[self.domain_of[i]] += (1.0, credit, credit**2)
             counts = added.setdefault(i, [0.0, 0.0])
-            counts[0] += credit[k]
-            counts[1] += len(outcome.rewards) - credit[k]
+            counts[0] += credit
+            counts[1] += len(outcome.rewards) - credit
             self.looks[i] += 1  # every group is a look, two of one item in one step included
             self.taught[i] |= outcome.passes > 0 or outcome.informative
-            by_domain.setdefault(outcome.domain, []).append(outcome)
+            by_domain.setdefault(outcome.domain, []).append((outcome, credit))
         for i, (passes, fails) in added.items():
             # fold the faded evidence in at this step, then add the step's outcomes
             self.passes[i], self.fails[i] = a_passes[i] + passes, a_fails[i] + fails
             self.last_seen[i] = self.step
         momentum = self.config.ema_momentum
         for domain, group in by_domain.items():
-            rate = sum(self._credit(o) for o in group) / sum(len(o.rewards) for o in group)
-            informative = sum(o.informative for o in group) / len(group)
+            rate = sum(credit for _, credit in group) / sum(len(o.rewards) for o, _ in group)
+            informative = sum(o.informative for o, _ in group) / len(group)
             self.domain_pass_rate[domain] = maths.ema(self.domain_pass_rate[domain], rate, momentum)
             self.domain_yield[domain] = maths.ema(self.domain_yield[domain], informative, momentum)
         if outcomes:
