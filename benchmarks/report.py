@@ -18,7 +18,18 @@ HEADER = (
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    """The machine a figure was measured on: the CPU model matters, since the same 2-core kind has run
+    the tiny pipeline in 9.5 minutes on one host and markedly slower on another."""
+    return f"{_cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def write_section(name: str, markdown: str) -> None:
