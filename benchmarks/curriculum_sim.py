@@ -297,11 +297,22 @@ def make_sampler(name: str, learner: Learner, seed: int):
         return RLCSSampler(examples, RLCSOptions(), g, seed)
     if name == "rlcs-previous":
         return RLCSSampler(examples, RLCSOptions(**PREVIOUS), g, seed)
+    if name.startswith("rlcs-graded:"):  # rlcs-graded:K, RLCS with offline grading (see grading_rollouts)
+        k = grading_rollouts(name)
+        passes = np.random.default_rng(seed + 100_003).binomial(k, learner.observed())
+        graded = [{**e, "difficulty": float(c) / k} for e, c in zip(examples, passes)]  # as `rlcs grade` writes
+        return RLCSSampler(graded, RLCSOptions(), g, seed)
     if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
         # RLCSOptions converts and checks each value ("0.35" -> 0.35, "3" -> 3, "pass" stays text)
         overrides = dict(kv.split("=") for kv in name[5:].split(","))
         return RLCSSampler(examples, RLCSOptions(**overrides), g, seed)
     raise ValueError(f"unknown sampler {name!r}")
+
+
+def grading_rollouts(name: str) -> int:
+    """Completions per item that ``rlcs-graded:K`` spends grading every item once before step 1 (the offline
+    half of RLCS, ``rlcs grade -k K`` with the start policy); they are charged to its rollouts."""
+    return int(name.split(":", 1)[1]) if name.startswith("rlcs-graded:") else 0
 
 
 def simulate(world: World, name: str, seed: int, target: float | None = None,
@@ -312,7 +323,8 @@ def simulate(world: World, name: str, seed: int, target: float | None = None,
     sampler = make_sampler(name, learner, seed)
     g = world.group_size
     start = learner.observed()
-    rollouts = groups = zero_variance = steps = 0
+    rollouts = grading_rollouts(name) * len(learner.examples)
+    groups = zero_variance = steps = 0
     picks = np.zeros(len(world.domains))
 
     def done() -> bool:
@@ -348,7 +360,8 @@ def simulate(world: World, name: str, seed: int, target: float | None = None,
                                 else None)}
 
 
-SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-previous", "oracle", "seen-oracle")
+GRADED = "rlcs-graded:2"  # rlcs after grading every item with 2 completions of the start policy
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-previous", "oracle", "seen-oracle", GRADED)
 
 
 def run_world(world: World, seeds: int, samplers: tuple[str, ...] = SAMPLERS) -> dict[str, list[dict]]:
@@ -422,6 +435,25 @@ def summarise(world: World, results: dict[str, list[dict]]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def graded_row(world: World, results: dict[str, list[dict]]) -> str:
+    """One row per world: rlcs without and with offline grading (its grading rollouts charged)."""
+    names, uniform = [d.name for d in world.domains], results["uniform"]
+    oracle, _ = ratio(results["oracle"], uniform)
+    cells = [world.name, world.split]
+    for n in ("rlcs", GRADED):
+        value, _ = ratio(results[n], uniform)
+        cells += [fmt_ratio(results[n], uniform), f"{value / oracle:.2f}x",
+                  f"{statistics.mean(r['zero_variance'] for r in results[n]):.1%}"]
+        low, domain = domain_pass_ratio(results[n], uniform, names)
+        cells.append(f"{low:.2f} ({domain})")
+    return "| " + " | ".join(cells) + " |"
+
+
+GRADED_HEADER = ("| world | split | rlcs | rlcs / oracle | zero-variance | lowest domain pass rate vs uniform's "
+                 "| graded: rlcs | … / oracle | … zero-variance | … lowest domain pass rate |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|")
+
+
 def domain_shares(world: World, results: dict[str, list[dict]]) -> str:
     """One row per world: each domain's mean share of picks, rlcs / previous defaults / oracle."""
     shares = {n: np.mean([r["picks"] for r in results[n]], axis=0) for n in ("rlcs", "rlcs-previous", "oracle")}
@@ -455,7 +487,7 @@ def main() -> None:
         worlds = [w for w in worlds if w.split == args.split]
     if not worlds:
         parser.error("name a --world, a --split, or --all")
-    rows, share_rows = [], []
+    rows, share_rows, graded_rows = [], [], []
     for world in worlds:
         results = run_world(world, args.seeds)
         for extra in args.sampler or []:
@@ -467,6 +499,7 @@ def main() -> None:
                   f"({domain}), drift {_mean_drift(results[extra])}", flush=True)
         rows.append(summarise(world, results))
         share_rows.append(domain_shares(world, results))
+        graded_rows.append(graded_row(world, results))
         print(HEADER.splitlines()[0] if len(rows) == 1 else "", rows[-1], sep="\n", flush=True)
     if not args.all:
         return
@@ -502,6 +535,14 @@ the tuning worlds moved it to 0.35, and again after).
 
 {HEADER}
 {chr(10).join(rows)}
+
+Offline grading, the other half of GLM-4.1V's RLCS: before step 1 every item is graded with 2 completions
+of the start policy (`rlcs grade -k 2`; its `difficulty`, the pass share, becomes the item's prior mean), and
+those completions are charged to the run's rollouts; the zero-variance share is over the training
+groups, grading excluded. Same seeds, same targets:
+
+{GRADED_HEADER}
+{chr(10).join(graded_rows)}
 
 Share of all picks per domain, rlcs / previous defaults / oracle (same runs):
 

@@ -82,6 +82,20 @@ def test_a_bad_world_names_its_file_and_key(tmp_path, text, key):
         assert f"key '{key}'" in str(error.value)
 
 
+def test_offline_grading_is_charged_to_the_run_and_primes_each_item(tmp_path):
+    path = tmp_path / "graded.yaml"
+    path.write_text(GOOD)
+    world = sim.load_world(path)
+    learner = sim.Learner(world, seed=0)
+    sampler = sim.make_sampler("rlcs-graded:4", learner, seed=0)
+    # as `rlcs grade -k 4` writes: the pass share of 4 completions of the start policy, the prior mean
+    assert {round(4 * e["difficulty"]) / 4 for e in sampler.examples} <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert not np.isnan(sampler.offline).any()
+    one_step = sim.simulate(world, "rlcs", seed=0, target=0.0, max_rollouts=10**9)
+    graded = sim.simulate(world, "rlcs-graded:4", seed=0, target=0.0, max_rollouts=10**9)
+    assert one_step["rollouts"] == 0 and graded["rollouts"] == 4 * 30  # 30 items graded before step 1
+
+
 def test_the_learner_keeps_each_world_rule(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("""split: held-out
