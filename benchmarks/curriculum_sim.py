@@ -199,6 +199,18 @@ class Learner:
         right = self.right()
         return np.where(self.kind == 2, 0.2 * (1 - right), right)
 
+    def graded(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Each item's mean reward over ``k`` completions of the current policy, clipped to [0, 1], drawn from
+        ``rng`` (not the learner's own): what ``rlcs grade -k K`` writes as ``difficulty`` under the default
+        ``evidence: reward``. A partial-credit reward is the share of its sub-steps right, so k of them are
+        Binomial(k x parts, q) over k x parts, as ``rollout`` draws them."""
+        p = self.observed()
+        out = rng.binomial(k, p) / k
+        for parts in np.unique(self.parts[self.parts > 0]):
+            items = self.parts == parts
+            out[items] = rng.binomial(k * parts, p[items] ** (1 / parts)) / (k * parts)
+        return out
+
     def skill_now(self) -> float:
         return float(self.right().mean())
 
@@ -298,9 +310,8 @@ def make_sampler(name: str, learner: Learner, seed: int):
     if name == "rlcs-previous":
         return RLCSSampler(examples, RLCSOptions(**PREVIOUS), g, seed)
     if name.startswith("rlcs-graded:"):  # rlcs-graded:K, RLCS with offline grading (see grading_rollouts)
-        k = grading_rollouts(name)
-        passes = np.random.default_rng(seed + 100_003).binomial(k, learner.observed())
-        graded = [{**e, "difficulty": float(c) / k} for e, c in zip(examples, passes)]  # as `rlcs grade` writes
+        grades = learner.graded(grading_rollouts(name), np.random.default_rng(seed + 100_003))
+        graded = [{**e, "difficulty": float(d)} for e, d in zip(examples, grades)]  # as `rlcs grade` writes
         return RLCSSampler(graded, RLCSOptions(), g, seed)
     if name.startswith("rlcs:"):  # rlcs:key=value,key=value for tuning runs
         # RLCSOptions converts and checks each value ("0.35" -> 0.35, "3" -> 3, "pass" stays text)
@@ -312,7 +323,12 @@ def make_sampler(name: str, learner: Learner, seed: int):
 def grading_rollouts(name: str) -> int:
     """Completions per item that ``rlcs-graded:K`` spends grading every item once before step 1 (the offline
     half of RLCS, ``rlcs grade -k K`` with the start policy); they are charged to its rollouts."""
-    return int(name.split(":", 1)[1]) if name.startswith("rlcs-graded:") else 0
+    if not name.startswith("rlcs-graded:"):
+        return 0
+    k = name.split(":", 1)[1]
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"{name!r}: K in rlcs-graded:K is the completions per item, a whole number >= 1")
+    return int(k)
 
 
 def simulate(world: World, name: str, seed: int, target: float | None = None,
@@ -323,14 +339,14 @@ def simulate(world: World, name: str, seed: int, target: float | None = None,
     sampler = make_sampler(name, learner, seed)
     g = world.group_size
     start = learner.observed()
-    rollouts = grading_rollouts(name) * len(learner.examples)
+    grading = rollouts = grading_rollouts(name) * len(learner.examples)
     groups = zero_variance = steps = 0
     picks = np.zeros(len(world.domains))
 
     def done() -> bool:
         if target is None:
             return steps >= world.uniform_steps
-        return learner.skill_now() >= target or rollouts >= max_rollouts
+        return learner.skill_now() >= target or (max_rollouts is not None and rollouts >= max_rollouts)
 
     while not done():
         steps += 1
@@ -356,6 +372,8 @@ def simulate(world: World, name: str, seed: int, target: float | None = None,
     return {"domain_pass": domain_pass, "rollouts": rollouts, "skill": learner.skill_now(),
             "reached": target is None or learner.skill_now() >= target,
             "zero_variance": zero_variance / max(groups, 1), "picks": picks / max(picks.sum(), 1),
+            # completions that can carry no gradient: zero-variance groups' and the grading's
+            "no_gradient": (zero_variance * g + grading) / max(rollouts, 1),
             "drift_unchanged": (float(np.abs(drift[unchanged]).mean()) if drift is not None and unchanged.any()
                                 else None)}
 
@@ -444,14 +462,16 @@ def graded_row(world: World, results: dict[str, list[dict]]) -> str:
         value, _ = ratio(results[n], uniform)
         cells += [fmt_ratio(results[n], uniform), f"{value / oracle:.2f}x",
                   f"{statistics.mean(r['zero_variance'] for r in results[n]):.1%}"]
+        if n == GRADED:
+            cells.append(f"{statistics.mean(r['no_gradient'] for r in results[n]):.1%}")
         low, domain = domain_pass_ratio(results[n], uniform, names)
         cells.append(f"{low:.2f} ({domain})")
     return "| " + " | ".join(cells) + " |"
 
 
 GRADED_HEADER = ("| world | split | rlcs | rlcs / oracle | zero-variance | lowest domain pass rate vs uniform's "
-                 "| graded: rlcs | … / oracle | … zero-variance | … lowest domain pass rate |\n"
-                 "|---|---|---|---|---|---|---|---|---|---|")
+                 "| graded: rlcs | … / oracle | … zero-variance | … no gradient | … lowest domain pass rate |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def domain_shares(world: World, results: dict[str, list[dict]]) -> str:
@@ -501,6 +521,7 @@ def main() -> None:
         share_rows.append(domain_shares(world, results))
         graded_rows.append(graded_row(world, results))
         print(HEADER.splitlines()[0] if len(rows) == 1 else "", rows[-1], sep="\n", flush=True)
+        print(f"  with offline grading ({GRADED}):", graded_rows[-1], flush=True)
     if not args.all:
         return
     described = "\n".join(f"- `{w.name}` ({w.split}): {w.description.strip()}" for w in worlds)
@@ -537,9 +558,10 @@ the tuning worlds moved it to 0.35, and again after).
 {chr(10).join(rows)}
 
 Offline grading, the other half of GLM-4.1V's RLCS: before step 1 every item is graded with 2 completions
-of the start policy (`rlcs grade -k 2`; its `difficulty`, the pass share, becomes the item's prior mean), and
-those completions are charged to the run's rollouts; the zero-variance share is over the training
-groups, grading excluded. Same seeds, same targets:
+of the start policy (`rlcs grade -k 2`: its `difficulty`, the mean reward clipped to [0, 1] on the scale of
+the default `evidence: reward`, adds `prior_strength` pseudo-observations at that rate to the item's domain
+prior), and those completions are charged to the run's rollouts. "zero-variance" is over the training groups;
+"… no gradient" counts the grading completions too, none of which is trained on. Same seeds, same targets:
 
 {GRADED_HEADER}
 {chr(10).join(graded_rows)}

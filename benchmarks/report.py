@@ -18,18 +18,23 @@ HEADER = (
 
 
 def machine() -> str:
-    """The machine a figure was measured on: the CPU model matters, since the same 2-core kind has run
-    the tiny pipeline in 9.5 minutes on one host and markedly slower on another."""
-    return f"{_cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    """The machine a figure was measured on. The CPU matters: the same 2-core kind has run the tiny pipeline
+    in 561 s on one host and 870 s on another, and a virtualised model name ("AMD EPYC") alone does not tell
+    two hosts apart, so the family and model numbers go with it."""
+    return f"{platform.machine()} {_cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def _cpu_model() -> str:
+    fields: dict[str, str] = {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text(errors="ignore").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def write_section(name: str, markdown: str) -> None:

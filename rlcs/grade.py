@@ -2,7 +2,10 @@
 
 For every example, sample k completions with a model, score them with the
 verifiers of an RL recipe, and write the rows back with ``difficulty`` (the
-pass rate, the sampler's prior mean) and ``pass_at_k`` (any pass).
+sampler's prior for the item, on the scale its posterior counts in: with the
+recipe's ``sampler.rlcs.evidence: reward``, the default, the mean reward clipped
+to [0, 1], so a partial-credit item is not graded as all-fail; with ``pass``, the
+pass share) and ``pass_at_k`` (any pass).
 
     rlcs grade --model outputs/tiny/sft/model --data data/tiny/rl.jsonl -k 8 \\
         --recipe recipes/tiny/rl.yaml --out data/tiny/rl_graded.jsonl
@@ -18,6 +21,7 @@ from accelerate import Accelerator
 from rewards.router import RewardRouter
 from rlcs.chat import example_request
 from rlcs.config import ModelConfig, validate_recipe
+from rlcs.curriculum.maths import reward_credit
 from rlcs.data import load_examples, write_jsonl
 from rlcs.engine import SamplingParams, TokenEngine, build_engine
 from rlcs.evaluate import recipe_router
@@ -26,7 +30,8 @@ from rlcs.runtime import image_text_processor, load_model, load_tokenizer
 
 
 def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRouter, k: int, params: SamplingParams,
-          pass_threshold: float, batch_size: int) -> list[dict]:
+          pass_threshold: float, batch_size: int, evidence: str = "reward") -> list[dict]:
+    """``evidence``: the RLCS sampler's rule (``sampler.rlcs.evidence``), which sets ``difficulty``'s scale."""
     graded = []
     progress = progress_bar(len(examples), "grade", True)
     for start in range(0, len(examples), batch_size):
@@ -34,8 +39,10 @@ def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRo
         completions = engine.generate([example_request(tokenizer, e) for e in chunk], k, params)
         scores = router.score([c.text for c in completions], [chunk[c.prompt_index] for c in completions])
         for j, example in enumerate(chunk):
-            passes = sum(s >= pass_threshold for s in scores[j * k:(j + 1) * k])
-            graded.append({**example, "difficulty": passes / k, "pass_at_k": passes > 0})
+            item_scores = scores[j * k:(j + 1) * k]
+            passes = sum(s >= pass_threshold for s in item_scores)
+            credit = reward_credit(item_scores) if evidence == "reward" else passes
+            graded.append({**example, "difficulty": credit / k, "pass_at_k": passes > 0})
         progress.update(len(chunk))
     progress.close()
     return graded
@@ -55,10 +62,14 @@ def main(args) -> int:
     # the recipe's engine (rollout.engine), which generates as the RL stage will
     engine = build_engine(recipe.rollout, model, tokenizer, accelerator, config, args.seed,
                           max_rows=max(args.batch_size * args.k, 1), processor=processor)
-    graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold, args.batch_size)
+    evidence = recipe.sampler.rlcs.evidence
+    graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold, args.batch_size,
+                   evidence)
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
     write_jsonl(graded, out)
     mean = sum(g["difficulty"] for g in graded) / max(len(graded), 1)
-    print(f"graded {len(graded)} examples with k={args.k}: mean pass rate {mean:.3f}, "
+    scale = "clipped reward" if evidence == "reward" else "pass rate"
+    print(f"graded {len(graded)} examples with k={args.k}: mean {scale} {mean:.3f} "
+          f"(sampler.rlcs.evidence: {evidence}), "
           f"pass@{args.k} {sum(g['pass_at_k'] for g in graded) / max(len(graded), 1):.3f}; wrote {out}")
     return 0

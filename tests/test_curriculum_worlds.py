@@ -84,16 +84,32 @@ def test_a_bad_world_names_its_file_and_key(tmp_path, text, key):
 
 def test_offline_grading_is_charged_to_the_run_and_primes_each_item(tmp_path):
     path = tmp_path / "graded.yaml"
-    path.write_text(GOOD)
+    path.write_text(GOOD.replace("spread: 1.0}\n", "spread: 1.0, partial_credit: 4}\n", 1))  # a: partial credit
     world = sim.load_world(path)
     learner = sim.Learner(world, seed=0)
+    before = learner.rng.bit_generator.state
     sampler = sim.make_sampler("rlcs-graded:4", learner, seed=0)
-    # as `rlcs grade -k 4` writes: the pass share of 4 completions of the start policy, the prior mean
-    assert {round(4 * e["difficulty"]) / 4 for e in sampler.examples} <= {0.0, 0.25, 0.5, 0.75, 1.0}
-    assert not np.isnan(sampler.offline).any()
-    one_step = sim.simulate(world, "rlcs", seed=0, target=0.0, max_rollouts=10**9)
-    graded = sim.simulate(world, "rlcs-graded:4", seed=0, target=0.0, max_rollouts=10**9)
-    assert one_step["rollouts"] == 0 and graded["rollouts"] == 4 * 30  # 30 items graded before step 1
+    assert learner.rng.bit_generator.state == before  # grading draws from its own stream
+    # as `rlcs grade -k 4` writes under evidence: reward: the mean clipped reward, so partial credit's
+    # sub-steps count (a: 4 completions x 4 sub-steps, in sixteenths; b: passes, in quarters)
+    expected = learner.graded(4, np.random.default_rng(100_003))
+    difficulty = np.array([e["difficulty"] for e in sampler.examples])
+    assert difficulty.tolist() == expected.tolist()
+    assert set((difficulty[:20] * 16).round(9)) <= set(range(17))
+    assert set((difficulty[20:] * 4).round(9)) <= set(range(5))
+    assert (difficulty[:20] * 4 % 1 != 0).any()  # some partial-credit grade is not a share of 4 passes
+    assert sampler.offline.tolist() == difficulty.tolist()
+    # 30 items x 4 completions are spent before step 1, and training adds to them
+    assert sim.simulate(world, "rlcs", seed=0, target=0.0)["rollouts"] == 0
+    assert sim.simulate(world, "rlcs-graded:4", seed=0, target=0.0)["rollouts"] == 120
+    short = sim.simulate(world, "rlcs-graded:4", seed=0, target=1.0, max_rollouts=100)
+    assert short["rollouts"] == 120 and not short["reached"]  # out of budget before the first step
+    trained = sim.simulate(world, "rlcs-graded:4", seed=0, target=1.0, max_rollouts=400)
+    assert trained["rollouts"] >= 400 and (trained["rollouts"] - 120) % world.group_size == 0
+    assert trained["no_gradient"] >= 120 / trained["rollouts"]
+    for bad in ("rlcs-graded:0", "rlcs-graded:x", "rlcs-graded:-2"):
+        with pytest.raises(ValueError, match="whole number"):
+            sim.make_sampler(bad, learner, seed=0)
 
 
 def test_the_learner_keeps_each_world_rule(tmp_path):

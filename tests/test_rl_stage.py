@@ -94,6 +94,32 @@ def test_grade_writes_difficulty_priors_the_sampler_uses(choice_task):
     assert sampler.pass_rate_means().tolist() == pytest.approx(expected)
 
 
+def test_grade_writes_difficulty_on_the_scale_of_the_samplers_evidence(monkeypatch):
+    """A partial-credit item that never passes is graded by its mean clipped reward under the default
+    ``evidence: reward`` (the posterior's scale), and as all-fail only under ``evidence: pass``."""
+    from rlcs import grade as grading
+    from rlcs.engine import Completion
+
+    rewards = {"ocr-1": [0.5, 0.75, 0.25, 1.5], "ocr-2": [1.0, 1.0, 0.0, -1.0]}  # clipped: 0.25..1 and 0..1
+
+    class Engine:
+        def generate(self, prompts, n, params):
+            return [Completion(i, [], [], [], text=f"{prompt}:{j}") for i, prompt in enumerate(prompts)
+                    for j in range(n)]
+
+    class Router:
+        def score(self, texts, examples):
+            return [rewards[e["id"]][int(t.split(":")[1])] for t, e in zip(texts, examples)]
+
+    monkeypatch.setattr(grading, "example_request", lambda tokenizer, example: example["id"])
+    examples = [{"id": i, "domain": "ocr", "prompt": "p", "answer": "a"} for i in rewards]
+    by_reward = grading.grade(Engine(), None, examples, Router(), 4, None, 1.0, 2)
+    by_pass = grading.grade(Engine(), None, examples, Router(), 4, None, 1.0, 2, evidence="pass")
+    assert [g["difficulty"] for g in by_reward] == pytest.approx([2.5 / 4, 2.0 / 4])  # 0.5+0.75+0.25+1; 1+1
+    assert [g["difficulty"] for g in by_pass] == pytest.approx([1 / 4, 2 / 4])  # 1.5 and 1.0 reach the threshold
+    assert [g["pass_at_k"] for g in by_reward] == [True, True]
+
+
 def test_zero3_rl_steps_agree_on_the_sampler_across_ranks(choice_task):
     out = choice_task / "rl-z3"
     launcher = zero3_launcher(29533)

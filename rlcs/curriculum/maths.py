@@ -124,6 +124,12 @@ def ema(previous: float | None, value: float, momentum: float) -> float:
     return value if previous is None else momentum * previous + (1 - momentum) * value
 
 
+def reward_credit(rewards) -> float:
+    """What a group adds to its item's pass count under ``evidence: reward``: each reward clipped to [0, 1]
+    (partial credit is that share of a pass)."""
+    return float(sum(min(max(r, 0.0), 1.0) for r in rewards))
+
+
 def reward_variance(rewards) -> float:
     """The population variance of a group's rewards (0 for an empty group)."""
     if not rewards:

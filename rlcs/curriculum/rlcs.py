@@ -278,7 +278,7 @@ class RLCSSampler:
         rewards in [0, 1] with 1 a pass: with shaping terms (a format bonus) use ``pass``."""
         if self.config.evidence == "pass":
             return float(outcome.passes)
-        return float(sum(min(max(r, 0.0), 1.0) for r in outcome.rewards))
+        return maths.reward_credit(outcome.rewards)
 
     def _update_drift(self, outcomes: Sequence[GroupOutcome]) -> None:
         """Move each domain's offset by one Newton step toward explaining its repeat looks of this step.
