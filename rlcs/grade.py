@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from rewards.router import RewardRouter
 from rlcs.chat import example_request
 from rlcs.config import ModelConfig, validate_recipe
-from rlcs.curriculum.maths import reward_credit
+from rlcs.curriculum.maths import credit
 from rlcs.data import load_examples, write_jsonl
 from rlcs.engine import SamplingParams, TokenEngine, build_engine
 from rlcs.evaluate import recipe_router
@@ -41,8 +41,7 @@ def grade(engine: TokenEngine, tokenizer, examples: list[dict], router: RewardRo
         for j, example in enumerate(chunk):
             item_scores = scores[j * k:(j + 1) * k]
             passes = sum(s >= pass_threshold for s in item_scores)
-            credit = reward_credit(item_scores) if evidence == "reward" else passes
-            graded.append({**example, "difficulty": credit / k, "pass_at_k": passes > 0})
+            graded.append({**example, "difficulty": credit(item_scores, passes, evidence) / k, "pass_at_k": passes > 0})
         progress.update(len(chunk))
     progress.close()
     return graded

@@ -124,9 +124,11 @@ def ema(previous: float | None, value: float, momentum: float) -> float:
     return value if previous is None else momentum * previous + (1 - momentum) * value
 
 
-def reward_credit(rewards) -> float:
-    """What a group adds to its item's pass count under ``evidence: reward``: each reward clipped to [0, 1]
-    (partial credit is that share of a pass)."""
+def credit(rewards, passes: int, evidence: str) -> float:
+    """What a group adds to its item's pass count under the sampler's ``evidence`` rule: with ``reward``, each
+    reward clipped to [0, 1] (partial credit is that share of a pass); with ``pass``, its ``passes``."""
+    if evidence == "pass":
+        return float(passes)
     return float(sum(min(max(r, 0.0), 1.0) for r in rewards))
 
 

@@ -276,9 +276,7 @@ class RLCSSampler:
         ranks near the bottom, though each of its groups carries gradient (a transcription domain scored
         by edit distance got 3% of rlcs's picks on the tiny model, docs/curriculum.md). ``reward`` assumes
         rewards in [0, 1] with 1 a pass: with shaping terms (a format bonus) use ``pass``."""
-        if self.config.evidence == "pass":
-            return float(outcome.passes)
-        return maths.reward_credit(outcome.rewards)
+        return maths.credit(outcome.rewards, outcome.passes, self.config.evidence)
 
     def _update_drift(self, outcomes: Sequence[GroupOutcome]) -> None:
         """Move each domain's offset by one Newton step toward explaining its repeat looks of this step.
