@@ -35,9 +35,17 @@ from report import machine, mean_sd, write_section  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-pass")
-# rlcs-pass: rlcs counting full passes only (the rule before partial credit counted), to show what it changes
-SAMPLER_ARGS = {"rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"]}
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-level", "rlcs-pass")
+# variants of the recipe's rlcs: a prior per domain and level (`prior_by: [level]`), and full passes only as
+# evidence (the rule before partial credit counted)
+SAMPLER_ARGS = {"rlcs-level": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]"],
+                "rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"]}
+VARIANTS = {
+    "rlcs": "`rlcs` is the recipe's sampler (one prior per domain)",
+    "rlcs-level": "`rlcs-level` is rlcs with one prior per domain and level (`sampler.rlcs.prior_by=[level]`)",
+    "rlcs-pass": "`rlcs-pass` counts full passes only (`sampler.rlcs.evidence=pass`, the rule before partial "
+                 "credit counted)",
+}
 
 
 def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
@@ -62,6 +70,16 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
+
+
+def level_shares(runs: list[Path], level_of: dict[str, int]) -> dict[int, float]:
+    """Mean over runs of each level's share of the picks."""
+    shares = []
+    for out in runs:
+        lines = (out / "picks.jsonl").read_text().splitlines()
+        picked = [level_of[i] for line in lines for i in json.loads(line)["ids"]]
+        shares.append({level: picked.count(level) / len(picked) for level in sorted(set(level_of.values()))})
+    return {level: statistics.mean(s[level] for s in shares) for level in shares[0]}
 
 
 def per_domain(runs: list[Path], domain_of: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
@@ -97,15 +115,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-examples", type=int, default=200, help="held-out items per evaluation")
     parser.add_argument("--out", default="outputs/bench-curriculum-tiny")
+    parser.add_argument("--samplers", default="uniform,dapo,rlcs,rlcs-level",
+                        help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
+    samplers = args.samplers.split(",")
+    if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS):
+        parser.error(f"--samplers must start with uniform and name only {', '.join(SAMPLERS)}")
     out = REPO / args.out
     seeds = list(range(args.seeds))
-    curves = {(name, seed): run(name, seed, args, out / f"{name}-seed{seed}") for name in SAMPLERS for seed in seeds}
+    curves = {(name, seed): run(name, seed, args, out / f"{name}-seed{seed}") for name in samplers for seed in seeds}
     group_size = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["rollout"]["group_size"]
 
     uniform_final = statistics.mean(curves[("uniform", s)][-1][2] for s in seeds)
     lines, mean_curves = [], {}
-    for name in SAMPLERS:
+    for name in samplers:
         runs = [curves[(name, s)] for s in seeds]
         start = [c[0][2] for c in runs]
         final = [c[-1][2] for c in runs]
@@ -121,13 +144,17 @@ def main() -> None:
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
 
     recipe = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())
-    domain_of = {row["id"]: row["domain"] for row in map(json.loads, (REPO / recipe["data"]["train"]).read_text()
-                                                           .splitlines())}
-    domain_rows = []
-    for name in SAMPLERS:
+    rows = [json.loads(line) for line in (REPO / recipe["data"]["train"]).read_text().splitlines()]
+    domain_of = {row["id"]: row["domain"] for row in rows}
+    level_of = {row["id"]: row.get("level", 0) for row in rows}
+    domain_rows, level_rows = [], []
+    for name in samplers:
         shares, accuracies = per_domain([out / f"{name}-seed{s}" for s in seeds], domain_of)
         domain_rows.append(f"| {name} | " + "; ".join(
             f"{d} {shares[d]:.0%} / {accuracies.get(d, float('nan')):.1%}" for d in shares) + " |")
+        levels = level_shares([out / f"{name}-seed{s}" for s in seeds], level_of)
+        level_rows.append(f"| {name} | " + " | ".join(f"{levels[k]:.0%}" for k in levels) + " |")
+    level_names = sorted(set(level_of.values()))
 
     uniform_start = statistics.mean(curves[("uniform", s)][0][2] for s in seeds)
     caveat = ("\nUniform ended at or below where it started, so \"rollouts to uniform's final\" measures noise, "
@@ -170,12 +197,18 @@ Machine: {machine()}.
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
 {caveat}
-`rlcs-pass` is rlcs counting full passes only (`sampler.rlcs.evidence=pass`, the rule before partial
-credit counted). Per domain, mean over seeds: share of the picks / held-out accuracy at the budget:
+{"; ".join(VARIANTS[name] for name in samplers if name in VARIANTS)}. Per domain, mean over seeds: share
+of the picks / held-out accuracy at the budget:
 
 | sampler | domain: picks / accuracy |
 |---|---|
 {chr(10).join(domain_rows)}
+
+Share of the picks by level (mean over seeds):
+
+| sampler | {" | ".join(f"level {k}" for k in level_names)} |
+|---|{"---|" * len(level_names)}
+{chr(10).join(level_rows)}
 
 Mean accuracy by mean rollouts spent (rollouts: accuracy):
 

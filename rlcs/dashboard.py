@@ -17,6 +17,7 @@ DASHBOARD: dict[str, list[tuple[str, str, str]]] = {
         ("Per-domain sampling weight", r"curriculum/domain/.*/weight", "line"),
         ("Per-domain informative yield", r"curriculum/domain/.*/yield", "line"),
         ("Per-domain drift (logit offset of seen items)", r"curriculum/domain/.*/drift", "line"),
+        ("Per-stratum prior mean (sampler.rlcs.prior_by)", r"curriculum/stratum/.*/prior_mean", "line"),
         ("Tier shares of the dataset", r"curriculum/tier/(easy|medium|hard)", "stacked-area"),
         ("Tier shares of the picks", r"curriculum/sampled/(easy|medium|hard)", "stacked-area"),
         ("Retired items (no pass nor informative group in retire_after looks)", r"curriculum/retired", "line"),

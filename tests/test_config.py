@@ -83,3 +83,17 @@ def test_an_answer_budget_that_leaves_no_room_to_think_is_refused(tmp_path):
         load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe,
                     ["rollout.max_new_tokens=16", "rollout.answer_budget=16", "model.path=gpt2",
                      "data.train=org/dataset", "data.eval=null"])
+
+
+def test_prior_by_is_set_from_the_command_line_and_builds_a_sampler_with_level_strata():
+    from rlcs.config import RLRecipe
+    from rlcs.curriculum.registry import build_sampler
+
+    recipe = load_recipe(REPO / "recipes/tiny/rl.yaml", RLRecipe,
+                         ["sampler.rlcs.prior_by=[level]", "model.path=gpt2", "data.train=org/dataset",
+                          "data.eval=null"])
+    assert recipe.sampler.rlcs.prior_by == ["level"]
+    rows = [{"id": f"{level}-{i}", "domain": "d", "level": level, "prompt": "p", "answer": "a"}
+            for level in (1, 2) for i in range(3)]
+    sampler = build_sampler(recipe.sampler, rows, 8, 0)
+    assert [label[1] for label in sampler.strata] == [1, 2]

@@ -315,3 +315,71 @@ def test_extremes_list_seen_items_from_hardest_to_easiest():
     assert [r["id"] for r in extremes["hardest"]] == ["d1", "d2"]
     assert [r["id"] for r in extremes["easiest"]] == ["d0", "d2"]
     assert extremes["hardest"][0]["evidence"] == 8.0  # d3, d4 were never seen: not listed
+
+
+def _leveled(n_per_level, levels, domain="d"):
+    return [{"id": f"{domain}{level}-{i}", "domain": domain, "level": level, "prompt": f"{level} {i}",
+             "answer": "x"} for level in levels for i in range(n_per_level)]
+
+
+def test_prior_by_level_fits_each_level_its_own_prior_shrunk_toward_the_domain():
+    config = RLCSOptions(decay=1.0, prior_by=["level"], stratum_shrinkage=4.0)
+    sampler = RLCSSampler(_leveled(10, [1, 2, 3]), config, group_size=8, seed=0)
+    # level 1 items all fail, level 2 items pass half the time; level 3 is never looked at
+    sampler.update([_outcome("d1-0", 0), _outcome("d1-1", 0), _outcome("d2-0", 4), _outcome("d2-1", 4)])
+    domain = sampler.domain_priors()[0]
+    priors = dict(zip([s[1] for s in sampler.strata], sampler.stratum_priors()))
+    assert priors[3] == pytest.approx(domain)  # no first looks of its own: exactly the domain's prior
+    # level 1: its two all-fail looks plus 4 looks' worth of the domain's moments (mean 2, mean square 8):
+    # looks 6, pass sum 8, square sum 32 -> mean count 4/3, variance 32/6 - 16/9 = 32/9, rate 1/6
+    rate = 1 / 6
+    rho = (32 / 9 / (8 * rate * (1 - rate)) - 1) / 7
+    strength = 1 / rho - 1
+    assert priors[1] == pytest.approx((rate * strength, (1 - rate) * strength))
+    a, b = sampler.posterior()
+    mean = a / (a + b)
+    unseen = {level: sampler.index[f"d{level}-5"] for level in (1, 2, 3)}
+    assert mean[unseen[1]] < mean[unseen[3]] < mean[unseen[2]]
+    # without prior_by every unseen item of the domain shares one prior
+    flat = RLCSSampler(_leveled(10, [1, 2, 3]), RLCSOptions(decay=1.0), group_size=8, seed=0)
+    flat.update([_outcome("d1-0", 0), _outcome("d1-1", 0), _outcome("d2-0", 4), _outcome("d2-1", 4)])
+    a, b = flat.posterior()
+    assert len({round(float(a[i] / (a[i] + b[i])), 9) for i in unseen.values()}) == 1
+
+
+def test_prior_by_level_moves_picks_off_a_level_whose_first_looks_all_fail():
+    # one domain, a large pool (nearly every pick is a first look): level 1 never passes, level 2 passes half
+    examples = _leveled(400, [1, 2])
+    true_rate = {1: 0.0, 2: 0.5}
+    shares = {}
+    for prior_by in ([], ["level"]):
+        sampler = RLCSSampler(examples, RLCSOptions(prior_by=prior_by), group_size=8, seed=0)
+        rng = np.random.default_rng(0)
+        picked_levels = []
+        for step in range(30):
+            picks = sampler.pick(16)
+            if step >= 10:
+                picked_levels += [e["level"] for e in picks]
+            outcomes = []
+            for e in picks:
+                passes = int(rng.binomial(8, true_rate[e["level"]]))
+                outcomes.append(_outcome(e["id"], passes))
+            sampler.update(outcomes)
+        shares[tuple(prior_by)] = picked_levels.count(2) / len(picked_levels)
+    assert shares[()] < 0.75  # one prior for the domain: only repeat looks tell the levels apart
+    assert shares[("level",)] > 0.85
+
+
+def test_prior_by_names_a_field_rows_lack_or_a_state_saved_without_it():
+    with pytest.raises(ValueError, match="'grade', which no RL row has"):
+        RLCSSampler(_leveled(2, [1]), RLCSOptions(prior_by=["grade"]), group_size=8, seed=0)
+    plain = RLCSSampler(_leveled(2, [1, 2]), RLCSOptions(), group_size=8, seed=0)
+    plain.update([_outcome("d1-0", 3), _outcome("d2-0", 5)])
+    by_level = RLCSSampler(_leveled(2, [1, 2]), RLCSOptions(prior_by=["level"]), group_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"prior_by=\[\]"):
+        by_level.load_state_dict(plain.state_dict())
+    by_level.update([_outcome("d1-0", 3), _outcome("d2-0", 5)])
+    again = RLCSSampler(_leveled(2, [1, 2]), RLCSOptions(prior_by=["level"]), group_size=8, seed=0)
+    again.load_state_dict(by_level.state_dict())
+    assert again.stratum_priors() == by_level.stratum_priors()
+    assert "curriculum/stratum/d/1/prior_mean" in again.metrics()

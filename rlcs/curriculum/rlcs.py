@@ -58,6 +58,11 @@ class RLCSOptions(SamplerOptions):
                               "which an item is retired to the hard tier; 0: never retire")
     retire_revisit: int = Field(50, ge=1, description="a retired item is picked at most once in this many "
                                 "steps (by the ranking, a quota or exploration); a pass brings it back")
+    prior_by: list[str] = Field(default_factory=list, description="row fields that split each domain's "
+                                "empirical prior into strata, e.g. [level]: unseen items of a stratum take "
+                                "its first looks' prior, shrunk toward the domain's")
+    stratum_shrinkage: float = Field(4.0, gt=0, description="first looks' worth of the domain's prior that a "
+                                     "stratum's prior starts from (sampler.rlcs.prior_by)")
     evidence: Literal["reward", "pass"] = Field("reward", description="what one rollout adds to its item's "
                                                 "posterior: 'reward', its reward clipped to [0, 1] (partial "
                                                 "credit is that share of a pass; 0/1 rewards give the same as "
@@ -79,6 +84,8 @@ class RLCSSampler:
         self.index = index_by_id(self.examples)
         self.domains = sorted({e["domain"] for e in self.examples})
         self.domain_of = np.array([self.domains.index(e["domain"]) for e in self.examples])
+        self.strata, self.stratum_of = _strata(self.examples, config.prior_by)
+        self.domain_of_stratum = np.array([self.domains.index(s[0]) for s in self.strata], dtype=np.int64)
         self.offline = np.array([e.get("difficulty", np.nan) for e in self.examples], dtype=float)
         n = len(self.examples)
         self.passes, self.fails = np.zeros(n), np.zeros(n)
@@ -91,6 +98,7 @@ class RLCSSampler:
         self.domain_yield = {d: 0.5 for d in self.domains}
         # per domain, decayed sums over first looks at its items of (1, credit, credit**2) (``_credit``)
         self.first_looks = np.zeros((len(self.domains), 3))
+        self.stratum_first_looks = np.zeros((len(self.strata), 3))  # the same, per stratum (``prior_by``)
         # per domain, logit offset between seen items' evidence and their pass rate now
         self.drift = np.zeros(len(self.domains))
         self.last_weights = {d: 1 / len(self.domains) for d in self.domains}
@@ -119,18 +127,36 @@ class RLCSSampler:
         return [maths.beta_binomial_prior(*self.first_looks[d], self.group_size, 2.0 * self.group_size)
                 for d in range(len(self.domains))]
 
+    def stratum_priors(self) -> list[tuple[float, float] | None]:
+        """Each stratum's empirical Beta prior (``prior_by``), None while its domain's is None.
+
+        A stratum's first looks are pooled with ``stratum_shrinkage`` first looks' worth of its domain's
+        moments, so a stratum with no first looks has exactly its domain's prior and one with many has its
+        own: a level whose first looks all fail stops looking promising while its domain's other levels do not.
+        """
+        if not self.config.prior_by:
+            return self.domain_priors()
+        domain_sums = self.first_looks[self.domain_of_stratum]
+        looks = domain_sums[:, :1]
+        per_look = np.divide(domain_sums, looks, out=np.zeros_like(domain_sums), where=looks > 0)
+        pooled = self.stratum_first_looks + self.config.stratum_shrinkage * per_look
+        domain_fitted = [f is not None for f in self.domain_priors()]
+        return [maths.beta_binomial_prior(*pooled[s], self.group_size, 2.0 * self.group_size)
+                if domain_fitted[self.domain_of_stratum[s]] else None for s in range(len(self.strata))]
+
     def _prior(self) -> tuple[np.ndarray, np.ndarray]:
-        """The domain's prior (empirical once fitted), plus ``prior_strength`` pseudo-observations at the
-        offline difficulty where there is one; before its domain is fitted an offline difficulty stands alone."""
+        """The stratum's prior (its domain's without ``prior_by``; empirical once fitted), plus
+        ``prior_strength`` pseudo-observations at the offline difficulty where there is one; before its
+        domain is fitted an offline difficulty stands alone."""
         strength = self.config.prior_strength
-        fitted = self.domain_priors()
-        unfitted_prior = [maths.prior_params(self.domain_pass_rate[d], strength) for d in self.domains]
-        a_by_domain = np.array([(f or u)[0] for f, u in zip(fitted, unfitted_prior)])
-        b_by_domain = np.array([(f or u)[1] for f, u in zip(fitted, unfitted_prior)])
-        a0, b0 = a_by_domain[self.domain_of], b_by_domain[self.domain_of]
+        fitted = self.stratum_priors()
+        unfitted_prior = [maths.prior_params(self.domain_pass_rate[s[0]], strength) for s in self.strata]
+        a_by_stratum = np.array([(f or u)[0] for f, u in zip(fitted, unfitted_prior)])
+        b_by_stratum = np.array([(f or u)[1] for f, u in zip(fitted, unfitted_prior)])
+        a0, b0 = a_by_stratum[self.stratum_of], b_by_stratum[self.stratum_of]
         offline = ~np.isnan(self.offline)
         if offline.any():
-            domain_fitted = np.array([f is not None for f in fitted])[self.domain_of]
+            domain_fitted = np.array([f is not None for f in fitted])[self.stratum_of]
             offline_a, offline_b = maths.prior_params(np.nan_to_num(self.offline), strength)
             a0 = np.where(offline, np.where(domain_fitted, a0, 0.0) + offline_a, a0)
             b0 = np.where(offline, np.where(domain_fitted, b0, 0.0) + offline_b, b0)
@@ -238,6 +264,7 @@ class RLCSSampler:
         self.step += 1
         a_passes, a_fails = self._evidence()
         self.first_looks *= self.config.decay
+        self.stratum_first_looks *= self.config.decay
         by_domain: dict[str, list[tuple[GroupOutcome, float]]] = {}  # domain -> (outcome, its credit)
         added: dict[int, list[float]] = {}  # item -> [credit, rest] of this step (one item may come twice)
         for outcome in outcomes:
@@ -247,6 +274,7 @@ class RLCSSampler:
             credit = self._credit(outcome)
             if self.last_seen[i] < 0 and i not in added and len(outcome.rewards) == self.group_size:
                 self.first_looks[self.domain_of[i]] += (1.0, credit, credit**2)
+                self.stratum_first_looks[self.stratum_of[i]] += (1.0, credit, credit**2)
             counts = added.setdefault(i, [0.0, 0.0])
             counts[0] += credit
             counts[1] += len(outcome.rewards) - credit
@@ -328,6 +356,11 @@ class RLCSSampler:
             metrics[f"curriculum/domain/{domain}/floor"] = self.last_floors[domain]
             metrics[f"curriculum/domain/{domain}/yield"] = self.domain_yield[domain]
             metrics[f"curriculum/domain/{domain}/drift"] = float(self.drift[k])
+        if self.config.prior_by:  # what an unseen item of each stratum is expected to pass now
+            for label, fitted in zip(self.strata, self.stratum_priors()):
+                if fitted is not None:
+                    name = "/".join(str(part) for part in label)
+                    metrics[f"curriculum/stratum/{name}/prior_mean"] = fitted[0] / (fitted[0] + fitted[1])
         metrics["curriculum/pass_rate_histogram"] = np.histogram(means, bins=10, range=(0, 1))[0].tolist()
         return metrics
 
@@ -355,6 +388,7 @@ class RLCSSampler:
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
             "first_looks": self.first_looks.tolist(), "drift": self.drift.tolist(),
+            "prior_by": list(self.config.prior_by), "stratum_first_looks": self.stratum_first_looks.tolist(),
             "last_weights": dict(self.last_weights), "last_floors": dict(self.last_floors),
             "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
             "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
@@ -371,6 +405,11 @@ class RLCSSampler:
             raise ValueError(f"sampler state was saved with sampler.rlcs.evidence={saved}, this run has "
                              f"{self.config.evidence}: its posteriors would mix two kinds of evidence; set "
                              f"sampler.rlcs.evidence={saved} to resume it")
+        saved_by = state.get("prior_by", [])
+        if saved_by != list(self.config.prior_by):
+            raise ValueError(f"sampler state was saved with sampler.rlcs.prior_by={saved_by}, this run has "
+                             f"{list(self.config.prior_by)}: its per-stratum first looks would not fit; set "
+                             f"sampler.rlcs.prior_by={saved_by} to resume it")
         self.passes, self.fails = np.array(state["passes"]), np.array(state["fails"])
         self.last_seen = np.array(state["last_seen"], dtype=np.int64)
         # states saved before retirement existed restore with no looks counted: items retire afresh
@@ -380,6 +419,9 @@ class RLCSSampler:
         self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
         self.zero_variance_ema = state["zero_variance_ema"]
         self.first_looks = np.array(state["first_looks"], dtype=float).reshape(len(self.domains), 3)
+        # without prior_by strata are the domains, and states saved before strata existed had only those
+        self.stratum_first_looks = np.array(state.get("stratum_first_looks", state["first_looks"]),
+                                            dtype=float).reshape(len(self.strata), 3)
         self.drift = np.array(state["drift"], dtype=float)
         self.last_weights = dict(state["last_weights"])
         # states saved before the floor existed restore with no floor reported yet
@@ -387,3 +429,15 @@ class RLCSSampler:
         self.rollouts_total, self.informative_total = state["rollouts_total"], state["informative_total"]
         self.last_picked, self.last_zero_variance = list(state["last_picked"]), state["last_zero_variance"]
         self.rng.bit_generator.state = state["rng"]
+
+
+def _strata(examples: Sequence[dict], fields: Sequence[str]) -> tuple[list[tuple], np.ndarray]:
+    """The sorted (domain, value of each field...) strata and every example's stratum index. A row without a
+    field is its own stratum (None); a field no row has is a recipe error, not a silent single stratum."""
+    for field in fields:
+        if not any(field in e for e in examples):
+            raise ValueError(f"sampler.rlcs.prior_by names {field!r}, which no RL row has")
+    labels = [(e["domain"], *(e.get(field) for field in fields)) for e in examples]
+    strata = sorted(set(labels), key=lambda label: tuple(str(part) for part in label))
+    position = {label: k for k, label in enumerate(strata)}
+    return strata, np.array([position[label] for label in labels], dtype=np.int64)
