@@ -1,8 +1,12 @@
-"""Held-out accuracy against rollouts spent, for uniform, dapo and rlcs, on the tiny model (CPU), over seeds.
+"""Held-out accuracy against rollouts spent, for uniform, dapo, rlcs and its variants, on the tiny model (CPU).
 
     pip install -e ".[bench]"
     python benchmarks/curriculum_tiny.py [--model outputs/tiny/sft/model] [--budget 2560] [--eval-every 10]
                                          [--seeds 3] [--eval-examples 200]
+                                         [--samplers uniform,dapo,rlcs,rlcs-level]
+
+--samplers picks the rows (uniform first: the others are measured against it);
+rlcs-level and rlcs-pass are rlcs with `prior_by: [level]` and `evidence: pass`.
 
 Each sampler starts from the same SFT model with the same recipe
 (recipes/tiny/rl.yaml) and stops once it has generated --budget completions;
@@ -119,8 +123,8 @@ def main() -> None:
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
     samplers = args.samplers.split(",")
-    if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS):
-        parser.error(f"--samplers must start with uniform and name only {', '.join(SAMPLERS)}")
+    if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS) or len(set(samplers)) < len(samplers):
+        parser.error(f"--samplers must start with uniform and name each of {', '.join(SAMPLERS)} at most once")
     out = REPO / args.out
     seeds = list(range(args.seeds))
     curves = {(name, seed): run(name, seed, args, out / f"{name}-seed{seed}") for name in samplers for seed in seeds}
@@ -137,8 +141,10 @@ def main() -> None:
         reach_text = (f"{statistics.mean(shares):.2f}× ({len(shares)}/{len(runs)} runs)" if shares
                       else f"not reached (0/{len(runs)})")
         zero = [zero_variance_share(out / f"{name}-seed{s}", group_size)[1] for s in seeds]
-        lines.append(f"| {name} | {spread(start)} | {spread(final)} | {spread([f - s for f, s in zip(final, start)])} "
-                     f"| {reach_text} | {statistics.mean(zero):.0%} |")
+        per_seed = " / ".join(f"{f:.1%}" for f in final)
+        gain = spread([f - s for f, s in zip(final, start)])
+        lines.append(f"| {name} | {spread(start)} | {spread(final)} | {per_seed} | {gain} | {reach_text} "
+                     f"| {statistics.mean(zero):.0%} |")
         length = min(len(c) for c in runs)
         mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
@@ -146,7 +152,7 @@ def main() -> None:
     recipe = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())
     rows = [json.loads(line) for line in (REPO / recipe["data"]["train"]).read_text().splitlines()]
     domain_of = {row["id"]: row["domain"] for row in rows}
-    level_of = {row["id"]: row.get("level", 0) for row in rows}
+    level_of = {row["id"]: row.get("level") or 0 for row in rows}  # 0: a row without a level
     domain_rows, level_rows = [], []
     for name in samplers:
         shares, accuracies = per_domain([out / f"{name}-seed{s}" for s in seeds], domain_of)
@@ -187,17 +193,17 @@ def main() -> None:
 ## Curriculum sampling on the tiny model: held-out accuracy against rollouts
 
 Command: `python benchmarks/curriculum_tiny.py --model {args.model} --budget {args.budget}
---eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples}`
+--eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples} --samplers {args.samplers}`
 (recipes/tiny/rl.yaml, the same SFT model for each
 sampler, seeds {seeds}, each run stopped at {args.budget} completions). Held-out accuracy: greedy, scored
 by the domain verifiers, on the recipe's eval subset. Mean ± standard deviation over seeds.
 Machine: {machine()}.
 
-| sampler | start | at budget | gain | rollouts to uniform's final ({uniform_final:.1%}) | zero-variance |
-|---|---|---|---|---|---|
+| sampler | start | at budget | per seed | gain | rollouts to uniform's final ({uniform_final:.1%}) | zero-variance |
+|---|---|---|---|---|---|---|
 {chr(10).join(lines)}
 {caveat}
-{"; ".join(VARIANTS[name] for name in samplers if name in VARIANTS)}. Per domain, mean over seeds: share
+{"".join(VARIANTS[name] + "; " for name in samplers if name in VARIANTS)}per domain, mean over seeds: share
 of the picks / held-out accuracy at the budget:
 
 | sampler | domain: picks / accuracy |

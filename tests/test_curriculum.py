@@ -383,3 +383,18 @@ def test_prior_by_names_a_field_rows_lack_or_a_state_saved_without_it():
     again.load_state_dict(by_level.state_dict())
     assert again.stratum_priors() == by_level.stratum_priors()
     assert "curriculum/stratum/d/1/prior_mean" in again.metrics()
+
+
+def test_strata_have_a_fixed_order_and_a_state_must_match_them():
+    rows = [{"id": str(k), "domain": "d", "prompt": str(k), "answer": "x", "tier": value}
+            for k, value in enumerate([10, "1", None, 2, 1])]
+    sampler = RLCSSampler(rows, RLCSOptions(prior_by=["tier"]), group_size=8, seed=0)
+    # numbers by value (not as text: 2 before 10), then strings, then rows without the field
+    assert sampler.strata == [("d", 1), ("d", 2), ("d", 10), ("d", "1"), ("d", None)]
+    with pytest.raises(ValueError, match=r"row '0' has tier=\[1\]"):
+        RLCSSampler([{**rows[0], "tier": [1]}], RLCSOptions(prior_by=["tier"]), group_size=8, seed=0)
+    fewer = RLCSSampler(rows[:3], RLCSOptions(prior_by=["tier"]), group_size=8, seed=0)
+    state = sampler.state_dict()
+    state["ids"] = [e["id"] for e in fewer.examples]
+    with pytest.raises(ValueError, match="other strata"):
+        fewer.load_state_dict(state)

@@ -51,7 +51,9 @@ def test_short_rl_run_raises_the_pass_rate_on_its_training_items(choice_task):
 def test_each_sampler_drives_the_loop(choice_task, sampler):
     out = choice_task / f"rl-{sampler}"
     _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
-          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=3", f"sampler.name={sampler}", *RL_ARGS])
+          f"data.train={choice_task / 'rl.jsonl'}", "train.steps=3", f"sampler.name={sampler}", *RL_ARGS,
+          # rlcs with level strata, so the loop drives them and every dashboard panel has a key
+          *(["sampler.rlcs.prior_by=[level]"] if sampler == "rlcs" else [])])
     rows = [r for r in read_metrics(out) if "reward/mean" in r]
     assert len(rows) == 3
     groups = [r["rollout/groups"] for r in rows]
@@ -62,7 +64,8 @@ def test_each_sampler_drives_the_loop(choice_task, sampler):
     if sampler == "rlcs":
         for key in ("curriculum/expansion_ratio", "curriculum/tier/easy", "curriculum/sampled/medium",
                     "curriculum/domain/choice/pass_rate", "curriculum/domain/choice/weight",
-                    "curriculum/rollouts_total", "curriculum/informative_total", "curriculum/retired"):
+                    "curriculum/rollouts_total", "curriculum/informative_total", "curriculum/retired",
+                    "curriculum/stratum/choice/1/prior_mean"):
             assert key in rows[-1], key
         assert rows[-1]["curriculum/rollouts_total"] == 8 * sum(groups)
         assert len(rows[-1]["curriculum/pass_rate_histogram"]) == 10

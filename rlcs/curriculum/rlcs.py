@@ -61,8 +61,9 @@ class RLCSOptions(SamplerOptions):
     prior_by: list[str] = Field(default_factory=list, description="row fields that split each domain's "
                                 "empirical prior into strata, e.g. [level]: unseen items of a stratum take "
                                 "its first looks' prior, shrunk toward the domain's")
-    stratum_shrinkage: float = Field(4.0, gt=0, description="first looks' worth of the domain's prior that a "
-                                     "stratum's prior starts from (sampler.rlcs.prior_by)")
+    stratum_shrinkage: float = Field(4.0, ge=2, description="first looks' worth of the domain's prior that a "
+                                     "stratum's prior starts from (sampler.rlcs.prior_by); at least 2, the "
+                                     "looks a beta-binomial fit needs")
     evidence: Literal["reward", "pass"] = Field("reward", description="what one rollout adds to its item's "
                                                 "posterior: 'reward', its reward clipped to [0, 1] (partial "
                                                 "credit is that share of a pass; 0/1 rewards give the same as "
@@ -388,7 +389,8 @@ class RLCSSampler:
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
             "first_looks": self.first_looks.tolist(), "drift": self.drift.tolist(),
-            "prior_by": list(self.config.prior_by), "stratum_first_looks": self.stratum_first_looks.tolist(),
+            "prior_by": list(self.config.prior_by), "strata": [list(label) for label in self.strata],
+            "stratum_first_looks": self.stratum_first_looks.tolist(),
             "last_weights": dict(self.last_weights), "last_floors": dict(self.last_floors),
             "rollouts_total": self.rollouts_total, "informative_total": self.informative_total,
             "last_picked": list(self.last_picked), "last_zero_variance": self.last_zero_variance,
@@ -410,6 +412,10 @@ class RLCSSampler:
             raise ValueError(f"sampler state was saved with sampler.rlcs.prior_by={saved_by}, this run has "
                              f"{list(self.config.prior_by)}: its per-stratum first looks would not fit; set "
                              f"sampler.rlcs.prior_by={saved_by} to resume it")
+        if "strata" in state and state["strata"] != [list(label) for label in self.strata]:
+            raise ValueError(f"sampler state was saved for other strata of sampler.rlcs.prior_by={saved_by} "
+                             f"({len(state['strata'])} against {len(self.strata)} now): the rows' values of "
+                             f"those fields changed")
         self.passes, self.fails = np.array(state["passes"]), np.array(state["fails"])
         self.last_seen = np.array(state["last_seen"], dtype=np.int64)
         # states saved before retirement existed restore with no looks counted: items retire afresh
@@ -437,7 +443,25 @@ def _strata(examples: Sequence[dict], fields: Sequence[str]) -> tuple[list[tuple
     for field in fields:
         if not any(field in e for e in examples):
             raise ValueError(f"sampler.rlcs.prior_by names {field!r}, which no RL row has")
-    labels = [(e["domain"], *(e.get(field) for field in fields)) for e in examples]
-    strata = sorted(set(labels), key=lambda label: tuple(str(part) for part in label))
+        bad = next((e for e in examples if not isinstance(e.get(field), (str, int, float, type(None)))), None)
+        if bad is not None:
+            raise ValueError(f"sampler.rlcs.prior_by: row {bad['id']!r} has {field}={bad[field]!r}; a stratum "
+                             f"value must be a string, a number or absent")
+    labels = [(e["domain"], *(_stratum_value(e.get(field)) for field in fields)) for e in examples]
+    # an order that does not depend on set iteration (hash seeds differ across processes): numbers by value,
+    # then strings, then absent; 1 and "1" are two strata, in a fixed order
+    strata = sorted(set(labels), key=lambda label: tuple(_order(part) for part in label))
     position = {label: k for k, label in enumerate(strata)}
     return strata, np.array([position[label] for label in labels], dtype=np.int64)
+
+
+def _stratum_value(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _order(part) -> tuple:
+    if part is None:
+        return (2, 0, "")
+    if isinstance(part, str):
+        return (1, 0, part)
+    return (0, float(part), type(part).__name__)
