@@ -126,7 +126,8 @@ def test_two_machines_run_sft_and_rl_steps_checkpoint_and_resume(tmp_path, micro
     rl = ["rl", "--config", str(REPO / "recipes/tiny/rl.yaml"), f"output_dir={tmp_path / 'rl'}",
           f"model.path={choice_task / 'sft/model'}", f"data.train={choice_task / 'rl.jsonl'}", "data.eval=null",
           "train.micro_batch_size=8", "train.save_every=1", "rollout.max_new_tokens=48", "rollout.answer_budget=8",
-          "sampler.name=rlcs", "logging.wandb=false"]
+          # level strata: their first-look sums are in the state both ranks must agree on and resume from
+          "sampler.name=rlcs", "sampler.rlcs.prior_by=[level]", "logging.wandb=false"]
     _on_two_machines([*rl, "train.steps=2"], 29553)
     _on_two_machines([*rl, "train.steps=3"], 29554)  # resumes from step 1, the newest checkpoint
     picks = [json.loads(line) for line in (tmp_path / "rl/picks.jsonl").read_text().splitlines()]
