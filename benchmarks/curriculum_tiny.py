@@ -76,27 +76,25 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
 
 
-def level_shares(runs: list[Path], level_of: dict[str, int]) -> dict[int, float]:
-    """Mean over runs of each level's share of the picks."""
+def pick_shares(runs: list[Path], label_of: dict) -> dict:
+    """Mean over runs of each label's (domain's, level's) share of the picks."""
+    labels = sorted(set(label_of.values()))
     shares = []
     for out in runs:
         lines = (out / "picks.jsonl").read_text().splitlines()
-        picked = [level_of[i] for line in lines for i in json.loads(line)["ids"]]
-        shares.append({level: picked.count(level) / len(picked) for level in sorted(set(level_of.values()))})
-    return {level: statistics.mean(s[level] for s in shares) for level in shares[0]}
+        picked = [label_of[i] for line in lines for i in json.loads(line)["ids"]]
+        shares.append({label: picked.count(label) / len(picked) for label in labels})
+    return {label: statistics.mean(s[label] for s in shares) for label in labels}
 
 
 def per_domain(runs: list[Path], domain_of: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
     """Mean over runs of each domain's share of the picks, and of its held-out accuracy at the last evaluation."""
-    shares, accuracies = [], []
+    shares = pick_shares(runs, domain_of)
+    accuracies = []
     for out in runs:
-        lines = (out / "picks.jsonl").read_text().splitlines()
-        picked = [domain_of[i] for line in lines for i in json.loads(line)["ids"]]
-        shares.append({d: picked.count(d) / len(picked) for d in sorted(set(domain_of.values()))})
         last = [r for r in read_metrics(out) if "eval/accuracy" in r][-1]
-        accuracies.append({d: last[f"eval/{d}/accuracy"] for d in shares[-1] if f"eval/{d}/accuracy" in last})
-    return ({d: statistics.mean(s[d] for s in shares) for d in shares[0]},
-            {d: statistics.mean(a[d] for a in accuracies) for d in accuracies[0]})
+        accuracies.append({d: last[f"eval/{d}/accuracy"] for d in shares if f"eval/{d}/accuracy" in last})
+    return shares, {d: statistics.mean(a[d] for a in accuracies) for d in accuracies[0]}
 
 
 def first_reaching(points: list[tuple[int, int, float]], target: float) -> float | None:
@@ -158,7 +156,7 @@ def main() -> None:
         shares, accuracies = per_domain([out / f"{name}-seed{s}" for s in seeds], domain_of)
         domain_rows.append(f"| {name} | " + "; ".join(
             f"{d} {shares[d]:.0%} / {accuracies.get(d, float('nan')):.1%}" for d in shares) + " |")
-        levels = level_shares([out / f"{name}-seed{s}" for s in seeds], level_of)
+        levels = pick_shares([out / f"{name}-seed{s}" for s in seeds], level_of)
         level_rows.append(f"| {name} | " + " | ".join(f"{levels[k]:.0%}" for k in levels) + " |")
     level_names = sorted(set(level_of.values()))
 

@@ -97,9 +97,9 @@ class RLCSSampler:
         self.step = 0
         self.domain_pass_rate = {d: config.initial_pass_rate for d in self.domains}
         self.domain_yield = {d: 0.5 for d in self.domains}
-        # per domain, decayed sums over first looks at its items of (1, credit, credit**2) (``_credit``)
-        self.first_looks = np.zeros((len(self.domains), 3))
-        self.stratum_first_looks = np.zeros((len(self.strata), 3))  # the same, per stratum (``prior_by``)
+        # per stratum (``prior_by``; the domains without it), decayed sums over first looks at its items of
+        # (1, credit, credit**2) (``_credit``); a domain's sums are its strata's added up (``first_looks``)
+        self.stratum_first_looks = np.zeros((len(self.strata), 3))
         # per domain, logit offset between seen items' evidence and their pass rate now
         self.drift = np.zeros(len(self.domains))
         self.last_weights = {d: 1 / len(self.domains) for d in self.domains}
@@ -118,6 +118,13 @@ class RLCSSampler:
         return cls(examples, options if options is not None else RLCSOptions(), group_size, seed)
 
     # -- posteriors ---------------------------------------------------------
+    @property
+    def first_looks(self) -> np.ndarray:
+        """Per domain, the decayed sums over first looks at its items of (1, credit, credit**2)."""
+        sums = np.zeros((len(self.domains), 3))
+        np.add.at(sums, self.domain_of_stratum, self.stratum_first_looks)
+        return sums
+
     def domain_priors(self) -> list[tuple[float, float] | None]:
         """Each domain's empirical Beta prior, fitted to first looks; None until two first looks back it.
 
@@ -125,8 +132,7 @@ class RLCSSampler:
         is picked is random), which makes them the right data for the spread of pass rates in the domain:
         a domain of all-or-nothing items gets a U-shaped prior and its unseen items stop looking promising.
         """
-        return [maths.beta_binomial_prior(*self.first_looks[d], self.group_size, 2.0 * self.group_size)
-                for d in range(len(self.domains))]
+        return [maths.beta_binomial_prior(*sums, self.group_size, 2.0 * self.group_size) for sums in self.first_looks]
 
     def stratum_priors(self) -> list[tuple[float, float] | None]:
         """Each stratum's empirical Beta prior (``prior_by``), None while its domain's is None.
@@ -264,7 +270,6 @@ class RLCSSampler:
             self._update_drift(outcomes)
         self.step += 1
         a_passes, a_fails = self._evidence()
-        self.first_looks *= self.config.decay
         self.stratum_first_looks *= self.config.decay
         by_domain: dict[str, list[tuple[GroupOutcome, float]]] = {}  # domain -> (outcome, its credit)
         added: dict[int, list[float]] = {}  # item -> [credit, rest] of this step (one item may come twice)
@@ -274,7 +279,6 @@ class RLCSSampler:
                 continue
             credit = self._credit(outcome)
             if self.last_seen[i] < 0 and i not in added and len(outcome.rewards) == self.group_size:
-                self.first_looks[self.domain_of[i]] += (1.0, credit, credit**2)
                 self.stratum_first_looks[self.stratum_of[i]] += (1.0, credit, credit**2)
             counts = added.setdefault(i, [0.0, 0.0])
             counts[0] += credit
@@ -388,6 +392,7 @@ class RLCSSampler:
             "looks": self.looks.tolist(), "taught": self.taught.tolist(),
             "step": self.step, "domain_pass_rate": dict(self.domain_pass_rate),
             "domain_yield": dict(self.domain_yield), "zero_variance_ema": self.zero_variance_ema,
+            # the per-domain sums too, which states saved before strata existed held alone
             "first_looks": self.first_looks.tolist(), "drift": self.drift.tolist(),
             "prior_by": list(self.config.prior_by), "strata": [list(label) for label in self.strata],
             "stratum_first_looks": self.stratum_first_looks.tolist(),
@@ -424,7 +429,6 @@ class RLCSSampler:
         self.step = state["step"]
         self.domain_pass_rate, self.domain_yield = dict(state["domain_pass_rate"]), dict(state["domain_yield"])
         self.zero_variance_ema = state["zero_variance_ema"]
-        self.first_looks = np.array(state["first_looks"], dtype=float).reshape(len(self.domains), 3)
         # without prior_by strata are the domains, and states saved before strata existed had only those
         self.stratum_first_looks = np.array(state.get("stratum_first_looks", state["first_looks"]),
                                             dtype=float).reshape(len(self.strata), 3)
