@@ -25,6 +25,7 @@ from rlcs.config import StageRecipe
 from rlcs.data import DataError
 from rlcs.guards import NonFiniteGuard
 from rlcs.housekeeping import RunHousekeeping
+from rlcs.image_spread import ImageTokenSpread
 from rlcs.metrics import progress_bar
 from rlcs.optim import build_optimizer, build_scheduler, unwrap_optimizer
 from rlcs.packing import IGNORE, PackingStats, collate, count_tokens
@@ -81,6 +82,9 @@ def train_causal_lm(
     window = _new_window()
     grad_norm = None
     guard = NonFiniteGuard(accelerator, model)
+    image_token_id = getattr(accelerator.unwrap_model(model).config, "image_token_id", None)
+    spread = (ImageTokenSpread(accelerator.unwrap_model(model), image_token_id)
+              if processor is not None and image_token_id is not None else None)
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)
     while state.step < total_steps:
@@ -89,6 +93,8 @@ def train_causal_lm(
             loader = accelerator.skip_first_batches(loader, state.batches_in_epoch)
         for batch in loader:
             with accelerator.accumulate(model):
+                if spread is not None:
+                    spread.expect(batch)
                 loss, skipped = guard.check(model(**batch, use_cache=False).loss)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
@@ -107,6 +113,7 @@ def train_causal_lm(
             state.step += 1
             progress.update(1)
             if state.step % train_cfg.log_every == 0 or state.step == total_steps:
+                window["spread_sum"], window["spread_rows"] = spread.take() if spread is not None else (0.0, 0)
                 metrics = _window_metrics(accelerator, window, grad_norm, scheduler.get_last_lr()[0])
                 metrics["train/epoch"] = state.epoch + state.batches_in_epoch / max(len(loader), 1)
                 metrics["train/nonfinite_skipped"] = state.nonfinite_skipped
@@ -125,24 +132,28 @@ def train_causal_lm(
             state.epoch += 1
             state.batches_in_epoch = 0
     progress.close()
+    if spread is not None:
+        spread.close()
     final = save_model(accelerator, model, saved_with, output_dir / "model", extra={"step": state.step, "stage": stage})
     housekeeping.close()
     return final
 
 
 def _new_window() -> dict:
-    return {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "start": time.time()}
+    return {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "spread_sum": 0.0, "spread_rows": 0,
+            "start": time.time()}
 
 
 def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
     """Averages over the logging window, summed across ranks."""
     elapsed = max(time.time() - window["start"], 1e-9)
     totals = accelerator.reduce(
-        torch.tensor([window["loss_sum"], window["micro"], window["real"], window["pad"]],
+        torch.tensor([window["loss_sum"], window["micro"], window["real"], window["pad"], window["spread_sum"],
+                      window["spread_rows"]],
                      dtype=torch.float64, device=accelerator.device),
         reduction="sum",
     ).tolist()
-    loss_sum, micro, real, pad = totals
+    loss_sum, micro, real, pad, spread_sum, spread_rows = totals
     metrics = {
         "train/lr": lr,
         "train/tokens_per_s": real / elapsed,
@@ -151,6 +162,8 @@ def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
     }
     if micro:
         metrics["train/loss"] = loss_sum / micro
+    if spread_rows:  # image-text models: near 0 means the decoder is no longer shown the images (rlcs.image_spread)
+        metrics["train/image_token_spread"] = spread_sum / spread_rows
     if grad_norm is not None and math.isfinite(float(grad_norm)):
         metrics["train/grad_norm"] = float(grad_norm)
     return metrics

@@ -55,14 +55,19 @@ def two_rows(source, target) -> None:
 
 def two_steps_on_two_processes(stage: str, model, source, tmp_path, port: int, *overrides: str) -> None:
     """Two steps of a tiny-vl training stage under the 2-process ZeRO-3 config, one row of ``source`` per
-    process (text on one, an image on the other), into ``tmp_path / stage``; both losses must be finite."""
+    process (text on one, an image on the other), into ``tmp_path / stage``; both losses must be finite
+    and both steps must log the image tokens' spread."""
     two_rows(source, tmp_path / f"{stage}.jsonl")
     run_rlcs([stage, "--config", f"recipes/tiny-vl/{stage}.yaml", f"output_dir={tmp_path / stage}",
               f"model.path={model}", f"data.train={tmp_path / f'{stage}.jsonl'}", "data.eval=null",
               "train.micro_batch_size=1", "train.max_steps=2", "train.log_every=1", "logging.wandb=false",
               *overrides], launcher=zero3_launcher(port))
-    losses = [r["train/loss"] for r in read_metrics(tmp_path / stage) if "train/loss" in r]
+    rows = read_metrics(tmp_path / stage)
+    losses = [r["train/loss"] for r in rows if "train/loss" in r]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    # the image process's row in every step, reduced with the text process's none (its filler is not counted)
+    spreads = [r["train/image_token_spread"] for r in rows if "train/image_token_spread" in r]
+    assert len(spreads) == 2 and all(0.0 < v < 2.0 for v in spreads)
 
 
 def test_image_caption_pretraining_in_one_process_trains_tower_and_decoder(vl_suite, tmp_path):
