@@ -5,7 +5,7 @@ image-caption pretraining, for the recipe's model and a wider decoder at two pro
 
 The data is recipes/tiny-vl/data.yaml with its image domains only. Each variant is built by `rlcs init` from
 recipes/tiny-vl/init.yaml (the wide one with a 128-wide, 4-layer decoder, the text recipe's size) and
-pretrained for --steps steps with recipes/tiny-vl/pretrain.yaml. The spread is about 1 when the image tokens
+pretrained for --steps steps with recipes/tiny-vl/pretrain.yaml. The spread is near 1 when the image tokens
 differ as much as they are large, and near 0 when every image token is the same vector (the decoder is then
 told nothing about the image).
 """
@@ -112,7 +112,7 @@ def main() -> None:
 Command: `python benchmarks/image_spread.py --steps {args.steps}` ({minutes:.0f} minutes). The image domains of
 `recipes/tiny-vl/data.yaml`, pretrained with `recipes/tiny-vl/pretrain.yaml` for {args.steps} steps from a fresh
 `rlcs init`. `train/image_token_spread` (`rlcs.image_spread`) is the spread of the image tokens the decoder is given,
-over their size: about 1 when they differ as much as they are large, 0 when every image token is the same vector.
+over their size: near 1 when they differ as much as they are large, 0 when every image token is the same vector.
 Logged as the mean over each 10-step window. The last column: the held-out caption loss given each caption's own
 image / the next caption's image of the same domain (16 per domain); equal losses mean the decoder does not use
 the image. Machine: {machine()}.

@@ -2,10 +2,10 @@
 
 The decoder is given one embedding per merged patch (the projector's output, at the image placeholder
 positions). If training turns those into one vector shared by every token of an image, the decoder is
-told nothing about the image and learns to answer from the text alone. The loss keeps falling, since
-the text is still learnt, so no other metric shows it. On the tiny GLM-4V with a 128-wide decoder,
-a projector learning rate of 2e-3 did exactly that within 800 pretraining steps; at 5e-4 the tokens
-kept their spread (docs/vision.md, "Image tokens that stop varying").
+told nothing about the image and can only answer from the text. Its loss keeps falling, since the text
+is still learnt, so no other metric shows it. In one run each (docs/benchmarks.md, ``image_spread``), a
+tiny GLM-4V with a 128-wide decoder went there within 800 image-caption steps with its vision tower and
+projector at lr 2e-3, and kept a spread of 0.18 with both at 5e-4.
 """
 
 from __future__ import annotations
@@ -15,52 +15,85 @@ import torch
 from rlcs.packing import IGNORE
 
 
-def token_spread(features: torch.Tensor) -> float:
-    """The standard deviation across tokens (rows) of each feature, averaged over the features and
-    divided by the root mean square of all entries. It is about 1 when the tokens differ as much as they
-    are large, and 0 when every token is the same vector. ``features``: (tokens, dim), at least 2 tokens."""
-    if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"token_spread needs (tokens >= 2, dim) features, got shape {tuple(features.shape)}")
+def _spread(features: torch.Tensor) -> torch.Tensor:
     features = features.detach().float()
     rms = features.pow(2).mean().sqrt()
-    if rms == 0:
-        return 0.0
-    return (features.std(dim=0, unbiased=False).mean() / rms).item()
+    spread = features.std(dim=0, unbiased=False).mean() / rms
+    return torch.where(rms == 0, torch.zeros_like(spread), spread)  # a NaN stays NaN
+
+
+def token_spread(features: torch.Tensor) -> float:
+    """The standard deviation across tokens (rows) of each feature, averaged over the features and
+    divided by the root mean square of all entries. It lies in [0, 1]: near 1 when the tokens differ as
+    much as they are large, 0 when every token is the same vector. ``features``: (tokens, dim), at least
+    2 tokens."""
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"token_spread needs (tokens >= 2, dim) features, got shape {tuple(features.shape)}")
+    return _spread(features).item()
 
 
 class ImageTokenSpread:
-    """Mean ``token_spread`` of each trained row's image tokens, read off what the decoder is given.
+    """Mean ``token_spread`` of each trained image's tokens, read off what the decoder is given.
 
-    Call ``expect(batch)`` before the training forward of each micro-batch. Rows whose labels are all
-    ignored (the blank filler image of a batch without images, ``rlcs.vision.image_filler``) are left
-    out. Forwards with no ``expect`` before them (evaluation) are not counted."""
+    Call ``expect(batch)`` before the training forward of each micro-batch. Images of rows whose labels
+    are all ignored (the blank filler image of a batch without images, ``rlcs.vision.image_filler``) are
+    left out, and so is an image whose spread is not finite (that forward's loss is skipped too). Each
+    image of a row is measured on its own tokens: a row whose images each collapsed to their own vector
+    would otherwise look spread. Forwards with no ``expect`` before them (evaluation) are not counted."""
 
-    def __init__(self, model: torch.nn.Module, image_token_id: int):
+    def __init__(self, model: torch.nn.Module, image_token_id: int, merge_size: int = 1):
         self.image_token_id = image_token_id
-        self.total = 0.0
-        self.rows = 0
-        self._mask: torch.Tensor | None = None
+        self.merge_size = merge_size
+        self._total = torch.zeros((), dtype=torch.float64)
+        self._images = torch.zeros((), dtype=torch.float64)
+        # per trained row with images: (row, positions of its image tokens, token count of each image)
+        self._expected: list[tuple[int, torch.Tensor, list[int]]] | None = None
+        self._shape: tuple[int, ...] = ()
         self._handle = model.get_decoder().register_forward_pre_hook(self._read, with_kwargs=True)
 
     def expect(self, batch: dict[str, torch.Tensor]) -> None:
-        trained = (batch["labels"] != IGNORE).any(dim=1, keepdim=True)
-        self._mask = (batch["input_ids"] == self.image_token_id) & trained
+        """Which images to measure in the next forward: those of rows with labels, split by their grids."""
+        self._expected = None
+        grid = batch.get("image_grid_thw")
+        if grid is None:
+            return
+        per_image = (grid.prod(dim=-1) // self.merge_size ** 2).tolist()
+        is_image = batch["input_ids"] == self.image_token_id
+        trained = (batch["labels"] != IGNORE).any(dim=1).tolist()
+        expected, start = [], 0
+        for row, count in enumerate(is_image.sum(dim=1).tolist()):
+            sizes = []
+            while sum(sizes) < count and start < len(per_image):
+                sizes.append(per_image[start])
+                start += 1
+            if sum(sizes) != count:  # a layout the model itself refuses: measure nothing
+                return
+            if trained[row] and sizes:
+                expected.append((row, is_image[row].nonzero().flatten(), sizes))
+        self._expected, self._shape = expected, tuple(batch["input_ids"].shape)
 
     def _read(self, module, args, kwargs) -> None:
-        mask, self._mask = self._mask, None
+        expected, self._expected = self._expected, None
         embeds = kwargs.get("inputs_embeds")
-        if mask is None or embeds is None or tuple(embeds.shape[:2]) != tuple(mask.shape):
+        if not expected or embeds is None or tuple(embeds.shape[:2]) != self._shape:
             return
-        for row in range(embeds.shape[0]):
-            tokens = embeds[row][mask[row].to(embeds.device)]
-            if tokens.shape[0] >= 2:
-                self.total += token_spread(tokens)
-                self.rows += 1
+        for row, positions, sizes in expected:
+            tokens = embeds[row, positions.to(embeds.device)]
+            for image in torch.split(tokens, sizes):
+                if image.shape[0] < 2:
+                    continue
+                spread = _spread(image).double()
+                if self._total.device != spread.device:  # sums stay where the model runs: no sync per image
+                    self._total, self._images = self._total.to(spread.device), self._images.to(spread.device)
+                finite = torch.isfinite(spread)
+                self._total += torch.where(finite, spread, torch.zeros_like(spread))
+                self._images += finite.double()
 
     def take(self) -> tuple[float, int]:
-        """The sum of the spreads and the number of rows since the last ``take``."""
-        taken = (self.total, self.rows)
-        self.total, self.rows = 0.0, 0
+        """The sum of the spreads and the number of images since the last ``take``."""
+        taken = (float(self._total), int(self._images))
+        self._total.zero_()
+        self._images.zero_()
         return taken
 
     def close(self) -> None:

@@ -82,8 +82,10 @@ def train_causal_lm(
     window = _new_window()
     grad_norm = None
     guard = NonFiniteGuard(accelerator, model)
-    image_token_id = getattr(accelerator.unwrap_model(model).config, "image_token_id", None)
-    spread = (ImageTokenSpread(accelerator.unwrap_model(model), image_token_id)
+    unwrapped_config = accelerator.unwrap_model(model).config
+    image_token_id = getattr(unwrapped_config, "image_token_id", None)
+    spread = (ImageTokenSpread(accelerator.unwrap_model(model), image_token_id,
+                               getattr(getattr(unwrapped_config, "vision_config", None), "spatial_merge_size", 1))
               if processor is not None and image_token_id is not None else None)
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)
@@ -113,7 +115,7 @@ def train_causal_lm(
             state.step += 1
             progress.update(1)
             if state.step % train_cfg.log_every == 0 or state.step == total_steps:
-                window["spread_sum"], window["spread_rows"] = spread.take() if spread is not None else (0.0, 0)
+                window["spread_sum"], window["spread_images"] = spread.take() if spread is not None else (0.0, 0)
                 metrics = _window_metrics(accelerator, window, grad_norm, scheduler.get_last_lr()[0])
                 metrics["train/epoch"] = state.epoch + state.batches_in_epoch / max(len(loader), 1)
                 metrics["train/nonfinite_skipped"] = state.nonfinite_skipped
@@ -140,7 +142,7 @@ def train_causal_lm(
 
 
 def _new_window() -> dict:
-    return {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "spread_sum": 0.0, "spread_rows": 0,
+    return {"loss_sum": 0.0, "micro": 0, "real": 0, "pad": 0, "spread_sum": 0.0, "spread_images": 0,
             "start": time.time()}
 
 
@@ -149,11 +151,11 @@ def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
     elapsed = max(time.time() - window["start"], 1e-9)
     totals = accelerator.reduce(
         torch.tensor([window["loss_sum"], window["micro"], window["real"], window["pad"], window["spread_sum"],
-                      window["spread_rows"]],
+                      window["spread_images"]],
                      dtype=torch.float64, device=accelerator.device),
         reduction="sum",
     ).tolist()
-    loss_sum, micro, real, pad, spread_sum, spread_rows = totals
+    loss_sum, micro, real, pad, spread_sum, spread_images = totals
     metrics = {
         "train/lr": lr,
         "train/tokens_per_s": real / elapsed,
@@ -162,8 +164,8 @@ def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
     }
     if micro:
         metrics["train/loss"] = loss_sum / micro
-    if spread_rows:  # image-text models: near 0 means the decoder is no longer shown the images (rlcs.image_spread)
-        metrics["train/image_token_spread"] = spread_sum / spread_rows
+    if spread_images:  # image-text models: near 0 means the decoder is no longer shown the images (rlcs.image_spread)
+        metrics["train/image_token_spread"] = spread_sum / spread_images
     if grad_norm is not None and math.isfinite(float(grad_norm)):
         metrics["train/grad_norm"] = float(grad_norm)
     return metrics
