@@ -16,7 +16,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 WIDE = [f"model.config.text_config.{key}={value}" for key, value in
         [("hidden_size", 128), ("intermediate_size", 384), ("num_hidden_layers", 4), ("num_attention_heads", 4),
          ("num_key_value_heads", 4)]] + ["model.config.vision_config.out_hidden_size=128"]
+LOG_EVERY = 10
 SLOW_TOWER = ["optim.lr_vision=5e-4", "optim.lr_projector=5e-4"]
 VARIANTS = [
     ("recipe (64-wide decoder), lr 2e-3", "recipe", [], []),
@@ -82,20 +82,29 @@ def main() -> None:
     args = parser.parse_args()
     out = REPO / args.out
     data = out / "data"
-    started = time.time()
-    rlcs("data", "--config", "recipes/tiny-vl/data.yaml", f"output_dir={data}",
-         f"domains=[{', '.join(VISUAL_DOMAINS)}]")
-    checkpoints = sorted({10, args.steps // 8, args.steps // 4, args.steps // 2, args.steps})
-    lines = []
+    if args.steps % LOG_EVERY:
+        parser.error(f"--steps must be a multiple of {LOG_EVERY} (the logging interval)")
+    if not (data / "pretrain.jsonl").exists():
+        rlcs("data", "--config", "recipes/tiny-vl/data.yaml", f"output_dir={data}",
+             f"domains=[{', '.join(VISUAL_DOMAINS)}]")
+    checkpoints = sorted({LOG_EVERY, args.steps} | {round(args.steps * f / LOG_EVERY) * LOG_EVERY
+                                                    for f in (1 / 8, 1 / 4, 1 / 2)})
+    lines, seconds = [], 0.0
     for title, name, init_overrides, train_overrides in VARIANTS:
-        rlcs("init", "--config", "recipes/tiny-vl/init.yaml", f"output_dir={out / name / 'init'}",
-             f"tokenizer.corpus=[{data / 'pretrain.jsonl'}]", *init_overrides)
-        rlcs("pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={out / name / 'pretrain'}",
-             f"model.path={out / name / 'init/model'}", f"data.train={data / 'pretrain.jsonl'}",
-             f"data.eval={data / 'pretrain_eval.jsonl'}", f"train.max_steps={args.steps}",
-             f"train.eval_every={args.steps}", "train.log_every=10", "train.resume=never", "logging.wandb=false",
-             *train_overrides)
-        rows = read_metrics(out / name / "pretrain")
+        run = out / name / "pretrain"
+        if not (run / "model").exists():  # a finished run of these --steps is read again, not retrained
+            rlcs("init", "--config", "recipes/tiny-vl/init.yaml", f"output_dir={out / name / 'init'}",
+                 f"tokenizer.corpus=[{data / 'pretrain.jsonl'}]", *init_overrides)
+            rlcs("pretrain", "--config", "recipes/tiny-vl/pretrain.yaml", f"output_dir={run}",
+                 f"model.path={out / name / 'init/model'}", f"data.train={data / 'pretrain.jsonl'}",
+                 f"data.eval={data / 'pretrain_eval.jsonl'}", f"train.max_steps={args.steps}",
+                 f"train.eval_every={args.steps}", f"train.log_every={LOG_EVERY}", "train.resume=never",
+                 "logging.wandb=false", *train_overrides)
+        rows = read_metrics(run)
+        if max(r["step"] for r in rows) != args.steps:
+            raise SystemExit(f"{run} holds a run of {max(r['step'] for r in rows)} steps, not --steps {args.steps}; "
+                             "use another --out")
+        seconds += max(r.get("time/elapsed_s", 0.0) for r in rows)
         spread = {r["step"]: r["train/image_token_spread"] for r in rows if "train/image_token_spread" in r}
         loss = [r["train/loss"] for r in rows if "train/loss" in r]
         cells = " | ".join(f"{spread[s]:.3f}" if s in spread else "—" for s in checkpoints)
@@ -103,19 +112,19 @@ def main() -> None:
         uses = "; ".join(f"{d} {own:.3f} / {swapped:.3f}" for d, (own, swapped) in use.items())
         lines.append(f"| {title} | {cells} | {loss[-1]:.3f} | {uses} |")
         print(lines[-1], flush=True)
-    minutes = (time.time() - started) / 60
     header = ("| model, learning rates | " + " | ".join(f"step {s}" for s in checkpoints)
               + " | train loss at the end | caption loss, own / swapped image |")
     write_section("image_spread", f"""
 ## Image tokens that stop varying (tiny GLM-4V, image-caption pretraining)
 
-Command: `python benchmarks/image_spread.py --steps {args.steps}` ({minutes:.0f} minutes). The image domains of
-`recipes/tiny-vl/data.yaml`, pretrained with `recipes/tiny-vl/pretrain.yaml` for {args.steps} steps from a fresh
-`rlcs init`. `train/image_token_spread` (`rlcs.image_spread`) is the spread of the image tokens the decoder is given,
-over their size: near 1 when they differ as much as they are large, 0 when every image token is the same vector.
-Logged as the mean over each 10-step window. The last column: the held-out caption loss given each caption's own
-image / the next caption's image of the same domain (16 per domain); equal losses mean the decoder does not use
-the image. Machine: {machine()}.
+Command: `python benchmarks/image_spread.py --steps {args.steps}` ({seconds / 60:.0f} minutes of pretraining).
+The image domains of `recipes/tiny-vl/data.yaml`, pretrained with `recipes/tiny-vl/pretrain.yaml` for
+{args.steps} steps from a fresh `rlcs init`. `train/image_token_spread` (`rlcs.image_spread`) is the spread of
+the image tokens the decoder is given, over their size: near 1 when they differ as much as they are large, 0
+when every image token is the same vector. Logged as the mean over each {LOG_EVERY}-step window; one run per
+variant. The last column: the held-out caption loss given each caption's own image / the next caption's
+image of the same domain (16 per domain); equal losses mean the decoder does not use the image.
+Machine: {machine()}.
 
 {header}
 |---|{'---|' * len(checkpoints)}---|---|
