@@ -51,7 +51,7 @@ def caption_loss_own_and_swapped(model_dir: Path, data: Path, per_domain: int = 
 
     from rlcs.chat import tokenize_image_document
     from rlcs.config import ModelConfig
-    from rlcs.packing import collate
+    from rlcs.packing import collate, padded_rows
     from rlcs.runtime import load_model, load_processor
     from rlcs.vision import pixel_inputs
 
@@ -66,9 +66,8 @@ def caption_loss_own_and_swapped(model_dir: Path, data: Path, per_domain: int = 
         for i, row in enumerate(mine):
             for kind, image in (("own", row["images"][0]), ("swapped", mine[(i + 1) % len(mine)]["images"][0])):
                 sequence = tokenize_image_document(processor, row["text"], [str(data / image)])
-                batch = collate([{"input_ids": sequence.input_ids, "labels": sequence.labels, **sequence.vision,
-                                  "image_paths": list(sequence.image_paths)}],
-                                processor.tokenizer.pad_token_id, load_pixels=pixel_inputs(processor))
+                rows_of_one, _ = padded_rows([sequence], seq_len=len(sequence.input_ids))
+                batch = collate(rows_of_one, processor.tokenizer.pad_token_id, load_pixels=pixel_inputs(processor))
                 with torch.no_grad():
                     losses[kind] += model(**batch).loss.item() / len(mine)
         result[domain] = (losses["own"], losses["swapped"])

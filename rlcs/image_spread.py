@@ -50,6 +50,16 @@ class ImageTokenSpread:
         self._shape: tuple[int, ...] = ()
         self._handle = model.get_decoder().register_forward_pre_hook(self._read, with_kwargs=True)
 
+    @classmethod
+    def for_model(cls, model: torch.nn.Module) -> ImageTokenSpread | None:
+        """The probe for an image-text model, from its config's image token and merge size; None for a model
+        whose config names no image token."""
+        image_token_id = getattr(model.config, "image_token_id", None)
+        if image_token_id is None:
+            return None
+        merge_size = getattr(getattr(model.config, "vision_config", None), "spatial_merge_size", 1)
+        return cls(model, image_token_id, merge_size)
+
     def expect(self, batch: dict[str, torch.Tensor]) -> None:
         """Which images to measure in the next forward: those of rows with labels, split by their grids."""
         self._expected = None
@@ -61,11 +71,12 @@ class ImageTokenSpread:
         trained = (batch["labels"] != IGNORE).any(dim=1).tolist()
         expected, start = [], 0
         for row, count in enumerate(is_image.sum(dim=1).tolist()):
-            sizes = []
-            while sum(sizes) < count and start < len(per_image):
+            sizes, taken = [], 0
+            while taken < count and start < len(per_image):
                 sizes.append(per_image[start])
+                taken += per_image[start]
                 start += 1
-            if sum(sizes) != count:  # a layout the model itself refuses: measure nothing
+            if taken != count:  # a layout the model itself refuses: measure nothing
                 return
             if trained[row] and sizes:
                 expected.append((row, is_image[row].nonzero().flatten(), sizes))

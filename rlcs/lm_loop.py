@@ -82,11 +82,7 @@ def train_causal_lm(
     window = _new_window()
     grad_norm = None
     guard = NonFiniteGuard(accelerator, model)
-    unwrapped_config = accelerator.unwrap_model(model).config
-    image_token_id = getattr(unwrapped_config, "image_token_id", None)
-    spread = (ImageTokenSpread(accelerator.unwrap_model(model), image_token_id,
-                               getattr(getattr(unwrapped_config, "vision_config", None), "spatial_merge_size", 1))
-              if processor is not None and image_token_id is not None else None)
+    spread = ImageTokenSpread.for_model(accelerator.unwrap_model(model)) if processor is not None else None
     progress = progress_bar(total_steps, stage, accelerator.is_local_main_process)
     progress.update(state.step)
     while state.step < total_steps:
