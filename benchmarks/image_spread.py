@@ -1,5 +1,6 @@
 """Image tokens that stop varying: `train/image_token_spread` (rlcs.image_spread) of the tiny GLM-4V through
-image-caption pretraining, for the recipe's model and a wider decoder at two projector learning rates.
+image-caption pretraining, for the recipe's model at three learning rates and a wider decoder at two projector
+learning rates.
 
     python benchmarks/image_spread.py [--steps 800] [--out outputs/bench-image-spread]
 
@@ -30,10 +31,13 @@ WIDE = [f"model.config.text_config.{key}={value}" for key, value in
          ("num_key_value_heads", 4)]] + ["model.config.vision_config.out_hidden_size=128"]
 LOG_EVERY = 10
 SLOW_TOWER = ["optim.lr_vision=5e-4", "optim.lr_projector=5e-4"]
+# every variant names its rate: the recipe's own (5e-4 since the tiny VLM learnt to read its images) is one of them
 VARIANTS = [
-    ("recipe (64-wide decoder), lr 2e-3", "recipe", [], []),
-    ("128-wide decoder, lr 2e-3", "wide", WIDE, []),
-    ("128-wide decoder, vision and projector lr 5e-4", "wide-slow-tower", WIDE, SLOW_TOWER),
+    ("64-wide decoder (the recipe's), lr 2e-3", "recipe", [], ["optim.lr=2e-3"]),
+    ("64-wide decoder, lr 1e-3", "lr-1e-3", [], ["optim.lr=1e-3"]),
+    ("64-wide decoder, lr 5e-4", "lr-5e-4", [], ["optim.lr=5e-4"]),
+    ("128-wide decoder, lr 2e-3", "wide", WIDE, ["optim.lr=2e-3"]),
+    ("128-wide decoder, vision and projector lr 5e-4", "wide-slow-tower", WIDE, ["optim.lr=2e-3", *SLOW_TOWER]),
 ]
 
 

@@ -330,8 +330,9 @@ class SuiteRecipe(Section):
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
                                   "added to the pretraining corpus")
-    pretrain_images_per_level: int = Field(0, ge=0, description="image-caption documents per image domain and "
-                                           "level added to the pretraining corpus (rows with 'images')")
+    pretrain_images_per_level: StrictInt | dict[int, StrictInt] = Field(
+        0, description="image-caption documents per image domain and level added to the pretraining corpus (rows "
+        "with 'images'): one count for every level, or level -> count (missing levels: none)")
     sft_unworked_per_level: dict[int, int] = Field(
         default_factory=dict, description="level -> extra SFT rows per text domain whose trace states the "
         "answer without working it out (drawn apart from the sft_per_level worked rows); missing levels: none")
@@ -343,7 +344,7 @@ class SuiteRecipe(Section):
         if isinstance(self.sft_per_level, dict) and not self.sft_per_level:
             raise ValueError("sft_per_level is an empty mapping: no worked SFT rows at any level; give a count "
                              "per level, or 0")
-        for key in ("sft_per_level", "sft_unworked_per_level"):
+        for key in ("sft_per_level", "sft_unworked_per_level", "pretrain_images_per_level"):
             counts = self.counts_per_level(key)
             unknown = sorted(set(counts) - set(self.levels))
             if unknown:

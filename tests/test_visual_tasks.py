@@ -150,3 +150,32 @@ def test_caption_documents_without_an_image_domain_are_refused(tmp_path):
                              "pretrain_images_per_level": 2}, SuiteRecipe)
     with pytest.raises(ValueError, match="pretrain_images_per_level: 2 .* has none of"):
         data_stage.run(suite)
+
+
+def test_caption_documents_per_level(tmp_path):
+    """``pretrain_images_per_level`` as level -> count draws that many captions per image domain and level
+    (the levels it omits get none); a level outside ``levels`` is a recipe error."""
+    import json
+    from collections import Counter
+    from pathlib import Path
+
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    base = {"output_dir": str(tmp_path), "domains": ["arithmetic", "shapes", "ocr"], "levels": [1, 2, 3],
+            "eval_per_level": 1, "rl_per_level": 1, "sft_per_level": 1, "pretrain_per_level": 1}
+    data_stage.run(validate_recipe({**base, "pretrain_images_per_level": {1: 3, 2: 1}}, SuiteRecipe))
+    captions = [json.loads(line) for line in (tmp_path / "pretrain.jsonl").read_text().splitlines()]
+    captions = [row for row in captions if row.get("images")]
+    for row in captions:
+        assert (tmp_path / row["images"][0]).exists()
+    per_domain = Counter(Path(row["images"][0]).name.split("-")[0] for row in captions)
+    assert per_domain == {"shapes": 4, "ocr": 4}, per_domain
+    # the same for every level as a single count: one draw over every level
+    data_stage.run(validate_recipe({**base, "output_dir": str(tmp_path / "even"),
+                                    "pretrain_images_per_level": {1: 2, 2: 2, 3: 2}}, SuiteRecipe))
+    data_stage.run(validate_recipe({**base, "output_dir": str(tmp_path / "single"),
+                                    "pretrain_images_per_level": 2}, SuiteRecipe))
+    assert (tmp_path / "even/pretrain.jsonl").read_text() == (tmp_path / "single/pretrain.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"pretrain_images_per_level names levels \[4\]"):
+        validate_recipe({**base, "pretrain_images_per_level": {4: 2}}, SuiteRecipe)
