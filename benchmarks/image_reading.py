@@ -17,6 +17,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image_spread import caption_loss_own_and_swapped, rlcs  # noqa: E402
 from report import machine, write_section  # noqa: E402
@@ -25,6 +27,7 @@ from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.tasks.visual import VISUAL_DOMAINS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+LOG_EVERY = 10
 
 
 def main() -> None:
@@ -35,8 +38,9 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=2000, help="level-1 caption documents per image domain")
     parser.add_argument("--out", default="outputs/bench-image-reading")
     args = parser.parse_args()
-    if args.steps % args.probe_every:
-        parser.error("--steps must be a multiple of --probe-every")
+    if args.steps % args.probe_every or args.probe_every % LOG_EVERY:
+        parser.error(f"--steps must be a multiple of --probe-every, and --probe-every of {LOG_EVERY} (the logging "
+                     "interval, whose spread is reported at each probe)")
     out = REPO / args.out
     data = out / "data"
     if not (data / "pretrain.jsonl").exists():
@@ -47,6 +51,9 @@ def main() -> None:
     if not (out / "init/model").exists():
         rlcs("init", "--config", "recipes/tiny-vl/init.yaml", f"output_dir={out / 'init'}",
              f"tokenizer.corpus=[{data / 'pretrain.jsonl'}]")
+    asked = yaml.safe_load((data / "recipe.yaml").read_text())["pretrain_images_per_level"]
+    if asked != args.captions:  # finished data and runs are read again, so they must be of these arguments
+        raise SystemExit(f"{data} holds {asked} captions per domain, not --captions {args.captions}; use another --out")
     drawn = Counter(Path(json.loads(line)["images"][0]).name.split("-")[0]
                     for line in (data / "pretrain.jsonl").read_text().splitlines())
     probes = list(range(args.probe_every, args.steps + 1, args.probe_every))
@@ -58,9 +65,14 @@ def main() -> None:
                  f"model.path={out / 'init/model'}", f"data.train={data / 'pretrain.jsonl'}",
                  f"data.eval={data / 'pretrain_eval.jsonl'}", f"optim.lr={lr}", "train.micro_batch_size=8",
                  f"train.max_steps={args.steps}", f"train.save_every={args.probe_every}", "train.keep_checkpoints=1000",
-                 f"train.eval_every={args.steps}", "train.log_every=10", "train.resume=never",
+                 f"train.eval_every={args.steps}", f"train.log_every={LOG_EVERY}", "train.resume=never",
                  "logging.wandb=false")
         rows = read_metrics(run)
+        missing = [step for step in probes[:-1] if not (run / "checkpoints" / f"step-{step}" / "model").exists()]
+        last = max(r["step"] for r in rows)
+        if last != args.steps or missing:
+            raise SystemExit(f"{run} is not a run of --steps {args.steps} probed every {args.probe_every} steps "
+                             f"(last step {last}, no checkpoint at {missing}); use another --out")
         spread = {r["step"]: r["train/image_token_spread"] for r in rows if "train/image_token_spread" in r}
         for step in probes:
             model = run / "model" if step == args.steps else run / "checkpoints" / f"step-{step}" / "model"
@@ -72,7 +84,8 @@ def main() -> None:
     write_section("image_reading", f"""
 ## Does the tiny GLM-4V read its images? Level-1 caption pretraining by learning rate
 
-Command: `python benchmarks/image_reading.py --steps {args.steps} --lrs {args.lrs}`. The image domains of
+Command: `python benchmarks/image_reading.py --steps {args.steps} --probe-every {args.probe_every} --lrs {args.lrs}
+--captions {args.captions} --out {args.out}`. The image domains of
 `recipes/tiny-vl/data.yaml` at level 1 only, {args.captions} caption documents per domain asked for and no text
 ({drawn_per_domain} drawn: a level-1 space can hold fewer distinct images), pretrained
 with `recipes/tiny-vl/pretrain.yaml` at micro-batch 8 (one caption per row: image documents are not packed)

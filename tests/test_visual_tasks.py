@@ -148,7 +148,8 @@ def test_caption_documents_without_an_image_domain_are_refused(tmp_path):
     suite = validate_recipe({"output_dir": str(tmp_path), "domains": ["arithmetic"], "levels": [1],
                              "eval_per_level": 1, "rl_per_level": 1, "sft_per_level": 1, "pretrain_per_level": 1,
                              "pretrain_images_per_level": 2}, SuiteRecipe)
-    with pytest.raises(ValueError, match="pretrain_images_per_level: 2 .* has none of"):
+    with pytest.raises(ValueError, match=r"pretrain_images_per_level asks for .*\(2 per image domain and level\).* has "
+                       "none of"):
         data_stage.run(suite)
 
 
@@ -179,3 +180,11 @@ def test_caption_documents_per_level(tmp_path):
     assert (tmp_path / "even/pretrain.jsonl").read_text() == (tmp_path / "single/pretrain.jsonl").read_text()
     with pytest.raises(ValueError, match=r"pretrain_images_per_level names levels \[4\]"):
         validate_recipe({**base, "pretrain_images_per_level": {4: 2}}, SuiteRecipe)
+    with pytest.raises(ValueError, match="pretrain_images_per_level is an empty mapping"):
+        validate_recipe({**base, "pretrain_images_per_level": {}}, SuiteRecipe)
+    for negative in (-1, {1: -1}):
+        with pytest.raises(ValueError, match="pretrain_images_per_level"):
+            validate_recipe({**base, "levels": [], "pretrain_images_per_level": negative}, SuiteRecipe)
+    # no image domain: a mapping of zeros asks for nothing, as 0 does
+    text_only = {**base, "domains": ["arithmetic"], "output_dir": str(tmp_path / "text")}
+    data_stage.run(validate_recipe({**text_only, "pretrain_images_per_level": {1: 0}}, SuiteRecipe))

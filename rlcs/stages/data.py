@@ -52,8 +52,9 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
 
     caption_counts = recipe.counts_per_level("pretrain_images_per_level")
     if any(caption_counts.values()) and not image_domains:
-        raise ValueError(f"pretrain_images_per_level: {recipe.pretrain_images_per_level} image-caption documents "
-                         f"per image domain, but domains {recipe.domains} has none of {list(visual.VISUAL_DOMAINS)}")
+        raise ValueError(f"pretrain_images_per_level asks for image-caption documents "
+                         f"({recipe.pretrain_images_per_level} per image domain and level), but domains "
+                         f"{recipe.domains} has none of {list(visual.VISUAL_DOMAINS)}")
     held_out = draw(recipe.eval_per_level, "eval", set())
     held_out_ids = {p.id for p in held_out}
     rl = draw(recipe.rl_per_level, "rl", held_out_ids)
@@ -81,7 +82,10 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         exclude = {p.id for p in image_held_out}
         image_rl = draw_images(recipe.rl_per_level, "rl", exclude)
         image_sft = draw_per_level(draw_images, sft_counts, "sft", exclude)
-        image_pretrain = draw_per_level(draw_images, caption_counts, "pretrain", exclude)
+        # one count for every level draws over ``levels`` in their order, as it always has
+        image_pretrain = (draw_images(recipe.pretrain_images_per_level, "pretrain", exclude)
+                          if isinstance(recipe.pretrain_images_per_level, int)
+                          else draw_per_level(draw_images, caption_counts, "pretrain", exclude))
         # each image once, named by its content id, beside the JSONL files that point at it
         paths = {p.id: _save_image(p, out) for p in image_held_out + image_rl + image_sft + image_pretrain}
         captions = [visual.caption_row(p, paths[p.id]) for p in image_pretrain]
