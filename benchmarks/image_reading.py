@@ -20,14 +20,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_spread import caption_loss_own_and_swapped, rlcs  # noqa: E402
+from image_spread import LOG_EVERY, caption_loss_own_and_swapped, rlcs  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.tasks.visual import VISUAL_DOMAINS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-LOG_EVERY = 10
 
 
 def main() -> None:
@@ -92,7 +91,7 @@ with `recipes/tiny-vl/pretrain.yaml` at micro-batch 8 (one caption per row: imag
 from one fresh `rlcs init`, once per learning rate (its warmup and cosine schedule over {args.steps} steps).
 Each cell: the held-out caption loss given each caption's own image / the next caption's image of the same
 domain (16 per domain); equal losses mean the decoder does not use the image. `spread` is
-`train/image_token_spread` of the 10 steps before the checkpoint. One run per rate. Machine: {machine()}.
+`train/image_token_spread` of the {LOG_EVERY} steps before the checkpoint. One run per rate. Machine: {machine()}.
 
 | lr | step | spread | {' | '.join(VISUAL_DOMAINS)} |
 |---|---|---|{'---|' * len(VISUAL_DOMAINS)}

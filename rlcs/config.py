@@ -309,6 +309,9 @@ class RLRecipe(Section):
     logging: LoggingConfig = LoggingConfig()
 
 
+Count = Annotated[StrictInt, Field(ge=0)]
+
+
 class SuiteRecipe(Section):
     """`rlcs data`: the synthetic task suite and the splits made from it."""
 
@@ -330,7 +333,7 @@ class SuiteRecipe(Section):
     pretrain_drills: int = Field(0, ge=0, description="fact-drill documents added to the pretraining corpus")
     pretrain_lookups: int = Field(0, ge=0, description="lookup-drill documents (read an item by its label) "
                                   "added to the pretraining corpus")
-    pretrain_images_per_level: Annotated[StrictInt, Field(ge=0)] | dict[int, Annotated[StrictInt, Field(ge=0)]] = Field(
+    pretrain_images_per_level: Count | dict[int, Count] = Field(
         0, description="image-caption documents per image domain and level added to the pretraining corpus (rows "
         "with 'images'): one count for every level, or level -> count (missing levels: none; 0 for none at all)")
     sft_unworked_per_level: dict[int, int] = Field(
@@ -341,12 +344,9 @@ class SuiteRecipe(Section):
     def _per_level_counts(self) -> SuiteRecipe:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels repeat: {self.levels}")
-        if isinstance(self.sft_per_level, dict) and not self.sft_per_level:
-            raise ValueError("sft_per_level is an empty mapping: no worked SFT rows at any level; give a count "
-                             "per level, or 0")
-        if isinstance(self.pretrain_images_per_level, dict) and not self.pretrain_images_per_level:
-            raise ValueError("pretrain_images_per_level is an empty mapping: no image captions at any level; give "
-                             "a count per level, or 0")
+        for key, rows in (("sft_per_level", "worked SFT rows"), ("pretrain_images_per_level", "image captions")):
+            if getattr(self, key) == {}:
+                raise ValueError(f"{key} is an empty mapping: no {rows} at any level; give a count per level, or 0")
         for key in ("sft_per_level", "sft_unworked_per_level", "pretrain_images_per_level"):
             counts = self.counts_per_level(key)
             unknown = sorted(set(counts) - set(self.levels))
