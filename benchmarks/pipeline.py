@@ -69,8 +69,9 @@ def main() -> None:
     rl_section = ""
     if (out / "rl" / "metrics.jsonl").exists():
         rl_metrics, rl_results = greedy_eval(out / "rl" / "model")
-        rl_section = _rl_before_after(out / "rl", folder) + _strategies(metrics, rl_metrics, sft_results,
-                                                                        rl_results, len(examples))
+        rl_section = (_rl_before_after(out / "rl", folder)
+                      + _strategies(metrics, rl_metrics, sft_results, rl_results, len(examples))
+                      + _paired_by_domain(sft_results, rl_results))
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
     command = "python benchmarks/pipeline.py" + ("" if default else f" --recipe {args.recipe}")
@@ -131,6 +132,32 @@ the habit of the SFT data's unworked traces; accuracy is verifier-scored):
 
 | level | unworked | accuracy when unworked | accuracy when worked |
 |---|---|---|---|
+""" + "\n".join(lines)
+
+
+def _paired_by_domain(sft_results: list[dict], rl_results: list[dict]) -> str:
+    """Per domain, all held-out items, greedy: SFT → RL and the change with its paired standard error (the
+    same items score both models, so the error is that of the per-item differences), to tell a change from
+    the noise of a few dozen items."""
+    rl_by_id = {r["id"]: r for r in rl_results}
+    lines = []
+    for domain in sorted({r["domain"] for r in sft_results}):
+        pairs = [(r["score"], rl_by_id[r["id"]]["score"]) for r in sft_results if r["domain"] == domain]
+        n = len(pairs)
+        changes = [after - before for before, after in pairs]
+        mean = sum(changes) / n
+        error = (sum((c - mean) ** 2 for c in changes) / (n - 1) / n) ** 0.5 if n > 1 else float("nan")
+        beyond = "yes" if abs(mean) > 2 * error else "no"
+        lines.append(f"| {domain} | {n} | {sum(b for b, _ in pairs) / n:.1%} → {sum(a for _, a in pairs) / n:.1%} "
+                     f"| {100 * mean:+.1f} ± {100 * error:.1f} | {beyond} |")
+    return """
+
+Per domain, the same greedy evaluation of all held-out items, SFT model → RL model, with the change in points
+± its paired standard error (over the per-item differences); "beyond 2 SE": the change is larger than twice
+its standard error:
+
+| domain | items | verifier score | change | beyond 2 SE |
+|---|---|---|---|---|
 """ + "\n".join(lines)
 
 

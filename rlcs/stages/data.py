@@ -43,8 +43,9 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         return counted(problems, count, salt, image_domains, at_levels)
 
     def draw_per_level(drawer, counts: dict[int, int], salt: str, exclude: set[str]) -> list:
-        """Rows of ``counts`` per level. Problems come from one seed per (domain, level), so this gives the
-        rows, and the order (domain, then level), of one draw over every level when the counts are equal."""
+        """Rows of ``counts`` per level, ordered by domain, then level ascending. Problems come from one seed
+        per (domain, level), so with equal counts this gives the rows of one draw over every level, and its
+        order too when the recipe lists its ``levels`` ascending."""
         rows = [p for level, count in sorted(counts.items()) for p in drawer(count, salt, exclude, (level,))]
         return sorted(rows, key=lambda p: recipe.domains.index(p.domain))
 
