@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, mean_sd, write_section  # noqa: E402
+from report import launch_rl, machine, mean_sd, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -62,14 +60,14 @@ def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
 def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]]:
     """(step, rollouts spent, held-out accuracy) at every evaluation."""
     if not (out / "model" / "config.json").exists():  # finished runs are reused
-        subprocess.run([
-            sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}",
+        launch_rl([
+            f"output_dir={out}",
             f"model.path={args.model}", *SAMPLER_ARGS.get(sampler, [f"sampler.name={sampler}"]), f"seed={seed}",
             f"train.max_rollouts={args.budget}",
             "train.steps=1000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
             f"train.eval_max_examples={args.eval_examples}",
             "logging.wandb=false",
-        ], cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
+        ])
     rows = read_metrics(out)
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+TINY_RL = REPO / "recipes" / "tiny" / "rl.yaml"
 HEADER = (
     "# Benchmarks\n\nEvery table here is written by a script under `benchmarks/`; "
     "the command that reproduces it is given above the table.\n"
@@ -52,3 +57,9 @@ def mean_sd(values: list[float], fmt: Callable[[float], str]) -> str:
     puts on the deviation is dropped."""
     mean = fmt(statistics.mean(values))
     return mean + (f" ± {fmt(statistics.stdev(values)).lstrip('+')}" if len(values) > 1 else "")
+
+
+def launch_rl(overrides: list[str], recipe: Path = TINY_RL) -> None:
+    """``rlcs rl`` on ``recipe`` with ``overrides``, from the repository root, wandb off."""
+    subprocess.run([sys.executable, "-m", "rlcs.cli", "rl", "--config", str(recipe), *overrides],
+                   cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)

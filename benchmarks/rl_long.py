@@ -12,14 +12,12 @@ pass@1 of the recipe's eval_samples at the rollout temperature.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, write_section  # noqa: E402
+from report import launch_rl, machine, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -40,8 +38,7 @@ def main() -> None:
                  f"train.eval_every={args.eval_every}", f"sampler.name={args.sampler}", "train.resume=never",
                  "logging.wandb=false", f"output_dir={out}"] + ([f"optim.lr={args.lr}"] if args.lr else [])
     started = time.time()
-    subprocess.run([sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", *overrides],
-                   cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
+    launch_rl(overrides)
     minutes = (time.time() - started) / 60
     rows = read_metrics(out)
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}

@@ -13,16 +13,14 @@ does? Finished runs in --out are reused only when their resolved recipe is the o
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, mean_sd, write_section  # noqa: E402
+from report import launch_rl, machine, mean_sd, write_section  # noqa: E402
 
 from rlcs.config import RLRecipe, load_recipe  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
@@ -56,8 +54,7 @@ def run(variant: str, seed: int, args, out: Path) -> tuple[list[dict], int]:
                 {k: v for k, v in expected.items() if k != "output_dir"}:
             raise SystemExit(f"{out} holds a run of another recipe; remove it or pass another --out")
     else:
-        subprocess.run([sys.executable, "-m", "rlcs.cli", "rl", "--config", str(RECIPE), *wanted],
-                       cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
+        launch_rl(wanted, RECIPE)
     rows = read_metrics(out)
     # an RL step is one rollout batch, trained in ppo_epochs x mini_batches optimizer steps
     steps = max(r["step"] for r in rows) * expected["rl"]["ppo_epochs"] * expected["rl"]["mini_batches"]

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, write_section  # noqa: E402
+from report import launch_rl, machine, write_section  # noqa: E402
 
 from rlcs.data import load_examples  # noqa: E402
 
@@ -58,8 +56,7 @@ def run_rl(model: str, train: str, out: Path, steps: int, lr: float) -> float:
                  "train.max_rollouts=null", "sampler.name=uniform", f"optim.lr={lr}", "train.eval_every=0",
                  "train.eval_max_examples=8", "train.eval_samples=0", "train.resume=never", "logging.wandb=false"]
     started = time.time()
-    subprocess.run([sys.executable, "-m", "rlcs.cli", "rl", "--config", "recipes/tiny/rl.yaml", *overrides],
-                   cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, check=True)
+    launch_rl(overrides)
     return time.time() - started
 
 
