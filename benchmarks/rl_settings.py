@@ -27,13 +27,15 @@ from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "tiny" / "rl.yaml"
+RECIPE_LR = float(yaml.safe_load(RECIPE.read_text())["optim"]["lr"])
 # name -> (overrides of recipes/tiny/rl.yaml, what they change)
 VARIANTS: dict[str, tuple[list[str], str]] = {
-    "recipe": ([], "recipes/tiny/rl.yaml as it is (lr 1e-4, advantages scaled by the group's std, one "
+    "recipe": ([], f"recipes/tiny/rl.yaml as it is (lr {RECIPE_LR:g}, advantages scaled by the group's std, one "
                    "optimizer step per rollout batch)"),
     "no-std-scaling": (["rl.scale_adv_by_std=false"], "advantages not divided by the group's std (Dr. GRPO)"),
-    "lr-5e-5": (["optim.lr=5e-5"], "half the learning rate"),
-    "lr-2e-4": (["optim.lr=2e-4"], "twice the learning rate"),
+    "lr-2.5e-5": (["optim.lr=2.5e-5"], "learning rate 2.5e-5"),
+    "lr-1e-4": (["optim.lr=1e-4"], "learning rate 1e-4"),
+    "lr-2e-4": (["optim.lr=2e-4"], "learning rate 2e-4"),
     "two-mini-batches": (["rl.mini_batches=2"], "two optimizer steps per rollout batch (half the batch each)"),
 }
 
