@@ -9,6 +9,7 @@ The default folder writes the `pipeline` section of docs/benchmarks.md; another 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -145,8 +146,8 @@ def _paired_by_domain(sft_results: list[dict], rl_results: list[dict]) -> str:
         pairs = [(r["score"], rl_by_id[r["id"]]["score"]) for r in sft_results if r["domain"] == domain]
         n = len(pairs)
         changes = [after - before for before, after in pairs]
-        mean = sum(changes) / n
-        error = (sum((c - mean) ** 2 for c in changes) / (n - 1) / n) ** 0.5 if n > 1 else float("nan")
+        mean = statistics.mean(changes)
+        error = statistics.stdev(changes) / n ** 0.5 if n > 1 else float("nan")
         beyond = "yes" if abs(mean) > 2 * error else "no"
         lines.append(f"| {domain} | {n} | {sum(b for b, _ in pairs) / n:.1%} → {sum(a for _, a in pairs) / n:.1%} "
                      f"| {100 * mean:+.1f} ± {100 * error:.1f} | {beyond} |")

@@ -20,13 +20,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import launch_rl, machine, mean_sd, write_section  # noqa: E402
+from report import REPO, TINY_RL, launch_rl, machine, mean_sd, write_section  # noqa: E402
 
 from rlcs.config import RLRecipe, load_recipe  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes" / "tiny" / "rl.yaml"
+RECIPE = TINY_RL
 RECIPE_LR = float(yaml.safe_load(RECIPE.read_text())["optim"]["lr"])
 # name -> (overrides of recipes/tiny/rl.yaml, what they change)
 VARIANTS: dict[str, tuple[list[str], str]] = {
