@@ -47,17 +47,20 @@ def test_short_rl_run_raises_the_pass_rate_on_its_training_items(choice_task):
     assert {c["step"] for c in completions} == {5, 10, 15, 20} and all("reward" in c for c in completions)
 
 
-def test_sampled_eval_does_not_change_what_training_sees(choice_task):
-    """Sampled eval draws from a stream of its own: a run evaluated (pass@1 sampled) before and after every
-    step trains exactly as the same run without eval, rollout for rollout and update for update."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_eval_does_not_change_what_training_sees(choice_task, processes):
+    """Eval (greedy and pass@1 sampled) draws from streams of its own: a run evaluated before and after every
+    step trains exactly as the same run without eval, rollout for rollout and update for update; also under
+    2-process ZeRO-3, where 7 held-out items split 4/3."""
     runs = {}
     for name, evaluation in {"eval-off": ["data.eval=null"],
                              "eval-every-step": [f"data.eval={choice_task / 'rl.jsonl'}", "train.eval_every=1",
-                                                 "train.eval_max_examples=6", "train.eval_samples=2"]}.items():
-        out = choice_task / f"rl-{name}"
+                                                 "train.eval_max_examples=7", "train.eval_samples=2"]}.items():
+        out = choice_task / f"rl-{name}-{processes}"
         _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={out}", f"model.path={choice_task / 'sft/model'}",
               f"data.train={choice_task / 'rl.jsonl'}", "train.steps=3", "sampler.name=uniform",
-              "train.completions_every=1", *RL_ARGS[:-1], *evaluation])
+              "train.completions_every=1", "train.micro_batch_size=8", *RL_ARGS[:-1], *evaluation],
+             launcher=zero3_launcher(29547) if processes == 2 else None)
         rows = read_metrics(out)
         completions = [json.loads(line)["completion"] for line in (out / "completions.jsonl").read_text().splitlines()]
         runs[name] = ([(r["step"], r["reward/mean"], r["train/loss"]) for r in rows if "train/loss" in r], completions)

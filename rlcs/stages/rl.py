@@ -292,18 +292,20 @@ def _log_eval(accelerator, engine, tokenizer, examples, recipe: RLRecipe, router
     mine, counted = equal_share(examples, accelerator.process_index, accelerator.num_processes)
     prompts = [example_request(tokenizer, e) for e in mine]
     max_new_tokens = recipe.train.eval_max_new_tokens
-    greedy_texts = [c.text for c in engine.generate(prompts, 1, greedy(max_new_tokens))]
-    sampled = None
-    n = recipe.train.eval_samples
-    if n:
-        # Sampled eval draws from a stream of its own, the same at every eval, and leaves the run's stream as
-        # it found it: turning eval on or off, or evaluating more often, does not change the rollouts training
-        # sees, and pass@1 moves between evals only because the policy did.
-        cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(recipe.seed * 1_000_003 + accelerator.process_index * 7_919 + 999_983)
+    # Eval draws from random streams of its own, the same at every eval, and leaves the run's as it found
+    # them (the vLLM engine draws request seeds even for greedy calls): turning eval on or off, or evaluating
+    # more often, does not shift the random numbers the rollouts draw, and pass@1 moves between evals only
+    # because the policy did.
+    device = accelerator.device
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device],
+                               device_type="cuda" if device.type == "cpu" else device.type):
+        torch.manual_seed(recipe.seed * 1_000_003 + accelerator.process_index * 7_919 + 999_983)
+        greedy_texts = [c.text for c in engine.generate(prompts, 1, greedy(max_new_tokens))]
+        sampled = None
+        n = recipe.train.eval_samples
+        if n:
             completions = engine.generate(prompts, n, replace(sampling, max_new_tokens=max_new_tokens))
-        sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
+            sampled = [[c.text for c in completions[j * n:(j + 1) * n]] for j in range(len(mine))]
     with router.counted_apart() as failures:  # held-out failures are the eval's, not the training reward's
         _, records = score_eval(mine, greedy_texts, router.score, sampled)
     records, failures = gather_object(records[:counted]), sum(gather_object([sum(failures.values())]))
