@@ -145,6 +145,49 @@ def test_engine_generates_for_image_prompts_and_the_policy_scores_them(vl_model,
     assert torch.isfinite(together[mask]).all() and (together[mask] < 0).any()
 
 
+def test_training_scores_image_rows_as_generation_sampled_them(vl_model, processor):  # noqa: F811
+    """The training forward (right-padded rows, rlcs.rl.policy) gives each sampled token of an image prompt
+    the log-probability the engine's generate (left-padded rows) sampled it with: at the first update the
+    importance ratio is exactly 1, for wide, tall and square images beside a text row. The model's weights are
+    redrawn large, so positions and pixels visibly move the logits."""
+    import copy
+
+    model = copy.deepcopy(vl_model)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.ndim >= 2:
+                weight.normal_(0, 0.15)
+    captured = []
+    generate = model.generate
+
+    def generate_keeping_logits(**kwargs):
+        output = generate(**kwargs, output_logits=True, return_dict_in_generate=True)
+        captured.append(torch.stack(output.logits, dim=1))  # [rows, new tokens, vocab], before any processor
+        return output.sequences
+
+    model.generate = generate_keeping_logits
+    tokenizer = processor.tokenizer
+    engine = HFEngine(model, tokenizer, processor=processor)
+    prompts = [Prompt(example_prompt(tokenizer, {"prompt": "What is shown?" + " Look." * k, "images": ["x"]}),
+                      (stripes(size, seed=k),)) for k, size in enumerate((WIDE, TALL, (56, 56)))]
+    prompts.append(example_request(tokenizer, {"prompt": "What is 2 + 3?"}))
+    torch.manual_seed(0)
+    completions = engine.generate(prompts, 1, SamplingParams(max_new_tokens=12, force_answer=False, temperature=1.0))
+    assert len(captured) == 1 and sum(c.vision is not None for c in completions) == 3
+    order = sorted(range(len(completions)), key=lambda i: len(completions[i].prompt_ids))  # the engine's row order
+    logits = captured[0][torch.tensor(order).argsort()]
+    batch = build_batch(completions, torch.zeros(len(completions)), tokenizer.pad_token_id, torch.device("cpu"))
+    with torch.no_grad():
+        trained, _ = token_logprobs(model, batch)
+    for row, completion in enumerate(completions):
+        tokens = torch.tensor(completion.token_ids)
+        sampled = torch.log_softmax(logits[row, :len(tokens)].float(), -1).gather(-1, tokens[:, None]).squeeze(-1)
+        start = len(completion.prompt_ids) - 1
+        torch.testing.assert_close(trained[row, start:start + len(tokens)], sampled, atol=1e-4, rtol=1e-4)
+        assert sampled.std() > 0.3  # the logits are not flat: a misplaced position or image would show
+
+
 def test_an_image_prompt_without_a_processor_is_an_error(vl_model, processor):  # noqa: F811
     engine = HFEngine(vl_model, processor.tokenizer)
     with pytest.raises(ValueError, match="needs the model's processor"):
