@@ -1,9 +1,10 @@
 """The RL recipe's optimisation settings against their neighbours, on the tiny model (CPU).
 
-    python benchmarks/rl_settings.py [--model outputs/tiny/sft/model] [--budget 5120] [--seeds 3]
-                                     [--eval-examples 800] [--variants recipe,no-std-scaling,...]
+    python benchmarks/rl_settings.py [--recipe recipes/tiny/rl.yaml] [--model outputs/tiny/sft/model]
+                                     [--budget 5120] [--seeds 3] [--eval-examples 800]
+                                     [--variants recipe,no-std-scaling,...]
 
-Each variant is recipes/tiny/rl.yaml with one setting changed (see VARIANTS), run from the same SFT model
+Each variant is the RL recipe with one setting changed (see VARIANTS), run from the same SFT model
 with the recipe's sampler until --budget completions, and scored on the held-out items before and after
 (greedy, by the domain verifiers and by exact match). Seeds change the sampler's draws and the rollouts.
 The question it answers: does a neighbouring setting learn more from the same rollouts than the recipe
@@ -13,6 +14,7 @@ does? Finished runs in --out are reused only when their resolved recipe is the o
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -25,18 +27,24 @@ from report import REPO, TINY_RL, launch_rl, machine, mean_sd, write_section  # 
 from rlcs.config import RLRecipe, load_recipe  # noqa: E402
 from rlcs.metrics import read_metrics  # noqa: E402
 
-RECIPE = TINY_RL
-RECIPE_LR = float(yaml.safe_load(RECIPE.read_text())["optim"]["lr"])
-# name -> (overrides of recipes/tiny/rl.yaml, what they change)
+# name -> (overrides of the RL recipe, what they change); "recipe" is described from the recipe itself
 VARIANTS: dict[str, tuple[list[str], str]] = {
-    "recipe": ([], f"recipes/tiny/rl.yaml as it is (lr {RECIPE_LR:g}, advantages scaled by the group's std, one "
-                   "optimizer step per rollout batch)"),
+    "recipe": ([], ""),
     "no-std-scaling": (["rl.scale_adv_by_std=false"], "advantages not divided by the group's std (Dr. GRPO)"),
     "lr-2.5e-5": (["optim.lr=2.5e-5"], "learning rate 2.5e-5"),
     "lr-1e-4": (["optim.lr=1e-4"], "learning rate 1e-4"),
     "lr-2e-4": (["optim.lr=2e-4"], "learning rate 2e-4"),
     "two-mini-batches": (["rl.mini_batches=2"], "two optimizer steps per rollout batch (half the batch each)"),
+    "uniform": (["sampler.name=uniform"], "uniform sampling instead of the recipe's sampler"),
+    "freeze-vision": (["model.freeze_vision=true"], "image-text models: the vision tower (ViT) kept fixed"),
 }
+
+
+def describe_recipe(recipe: Path) -> str:
+    settings = yaml.safe_load(recipe.read_text())
+    return (f"{os.path.relpath(recipe, REPO)} as it is (lr {float(settings['optim']['lr']):g}, sampler "
+            f"{settings['sampler']['name']}, advantages {'' if settings['rl']['scale_adv_by_std'] else 'not '}scaled "
+            f"by the group's std, {settings['rl']['mini_batches']} optimizer step(s) per rollout batch)")
 
 
 def overrides(variant: str, seed: int, args, out: Path) -> list[str]:
@@ -48,14 +56,14 @@ def overrides(variant: str, seed: int, args, out: Path) -> list[str]:
 def run(variant: str, seed: int, args, out: Path) -> tuple[list[dict], int]:
     """The run's evaluations (the first before step 1, the last at the budget) and its optimizer steps."""
     wanted = overrides(variant, seed, args, out)
-    expected = load_recipe(RECIPE, RLRecipe, wanted).model_dump(mode="json", by_alias=True)
+    expected = load_recipe(args.recipe, RLRecipe, wanted).model_dump(mode="json", by_alias=True)
     if (out / "model" / "config.json").exists():
         found = yaml.safe_load((out / "recipe.yaml").read_text())
         if {k: v for k, v in found.items() if k != "output_dir"} != \
                 {k: v for k, v in expected.items() if k != "output_dir"}:
             raise SystemExit(f"{out} holds a run of another recipe; remove it or pass another --out")
     else:
-        launch_rl(wanted, RECIPE)
+        launch_rl(wanted, args.recipe)
     rows = read_metrics(out)
     # an RL step is one rollout batch, trained in ppo_epochs x mini_batches optimizer steps
     steps = max(r["step"] for r in rows) * expected["rl"]["ppo_epochs"] * expected["rl"]["mini_batches"]
@@ -64,6 +72,7 @@ def run(variant: str, seed: int, args, out: Path) -> tuple[list[dict], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipe", type=Path, default=TINY_RL, help="the RL recipe whose settings are varied")
     parser.add_argument("--model", default="outputs/tiny/sft/model")
     parser.add_argument("--budget", type=int, default=5120, help="completions per run")
     parser.add_argument("--seeds", type=int, default=3)
@@ -74,6 +83,7 @@ def main() -> None:
     variants = args.variants.split(",")
     if not set(variants) <= set(VARIANTS) or len(set(variants)) < len(variants):
         parser.error(f"--variants must name each of {', '.join(VARIANTS)} at most once")
+    args.recipe = args.recipe.resolve()
     out = REPO / args.out
     seeds = list(range(args.seeds))
     runs = {(v, s): run(v, s, args, out / f"{v}-seed{s}") for v in variants for s in seeds}
@@ -92,14 +102,26 @@ def main() -> None:
                      f"| {' / '.join(f'{f:.1%}' for f in final)} "
                      f"| {mean_sd([f - s for f, s in zip(final, start)], points)} "
                      f"| {mean_sd(exact_gain, points)} | {updates:.0f} |")
-    notes = "\n".join(f"- `{v}`: {VARIANTS[v][1]}" + (f" (`{' '.join(VARIANTS[v][0])}`)" if VARIANTS[v][0] else "")
+    domains = sorted({key.split("/")[1] for e, _ in runs.values() for key in e[0]
+                      if key.count("/") == 2 and key.endswith("/accuracy")})
+    domain_lines = []
+    for variant in variants:
+        evaluations = [runs[(variant, s)][0] for s in seeds]
+        cells = [statistics.mean(e[-1][f"eval/{d}/accuracy"] - e[0][f"eval/{d}/accuracy"] for e in evaluations)
+                 for d in domains]
+        domain_lines.append(f"| {variant} | " + " | ".join(points(c) for c in cells) + " |")
+    describe = {v: VARIANTS[v][1] or describe_recipe(args.recipe) for v in variants}
+    notes = "\n".join(f"- `{v}`: {describe[v]}" + (f" (`{' '.join(VARIANTS[v][0])}`)" if VARIANTS[v][0] else "")
                       for v in variants)
-    write_section("rl_settings", f"""
-## RL settings of the tiny recipe against their neighbours
+    recipe = Path(os.path.relpath(args.recipe, REPO))
+    folder = recipe.parent.name
+    command = "python benchmarks/rl_settings.py" + (f" --recipe {recipe}" if args.recipe != TINY_RL else "")
+    write_section("rl_settings" if args.recipe == TINY_RL else f"rl_settings_{folder}", f"""
+## RL settings of the {folder} recipe against their neighbours
 
-Command: `python benchmarks/rl_settings.py --model {args.model} --budget {args.budget} --seeds {args.seeds}
---eval-examples {args.eval_examples} --variants {args.variants}` (each variant is recipes/tiny/rl.yaml with
-one setting changed, the recipe's sampler, the same SFT model, seeds {seeds}, each run stopped at
+Command: `{command} --model {args.model} --budget {args.budget} --seeds {args.seeds}
+--eval-examples {args.eval_examples} --variants {args.variants}` (each variant is {recipe} with
+one setting changed, the same SFT model, seeds {seeds}, each run stopped at
 {args.budget} completions). Held-out: greedy, {args.eval_examples} items of the recipe's eval file (a fixed
 draw, the same for every run), before step 1 and at the budget; gain in points, mean ± standard deviation over seeds.
 Machine: {machine()}.
@@ -109,6 +131,12 @@ Machine: {machine()}.
 | variant | start | at budget | per seed | gain, verifier | gain, exact | optimizer steps |
 |---|---|---|---|---|---|---|
 {chr(10).join(lines)}
+
+Gain per domain (points, verifier-scored, mean over seeds):
+
+| variant | {" | ".join(domains)} |
+|---|{"---|" * len(domains)}
+{chr(10).join(domain_lines)}
 """)
 
 
