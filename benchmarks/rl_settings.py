@@ -91,7 +91,9 @@ def main() -> None:
     def points(value: float) -> str:
         return f"{100 * value:+.1f}"
 
-    lines = []
+    domains = sorted({key.split("/")[1] for e, _ in runs.values() for key in e[0]
+                      if key.count("/") == 2 and key.endswith("/accuracy")})
+    lines, domain_lines = [], []
     for variant in variants:
         evaluations = [runs[(variant, s)][0] for s in seeds]
         start = [e[0]["eval/accuracy"] for e in evaluations]
@@ -102,11 +104,6 @@ def main() -> None:
                      f"| {' / '.join(f'{f:.1%}' for f in final)} "
                      f"| {mean_sd([f - s for f, s in zip(final, start)], points)} "
                      f"| {mean_sd(exact_gain, points)} | {updates:.0f} |")
-    domains = sorted({key.split("/")[1] for e, _ in runs.values() for key in e[0]
-                      if key.count("/") == 2 and key.endswith("/accuracy")})
-    domain_lines = []
-    for variant in variants:
-        evaluations = [runs[(variant, s)][0] for s in seeds]
         cells = [statistics.mean(e[-1][f"eval/{d}/accuracy"] - e[0][f"eval/{d}/accuracy"] for e in evaluations)
                  for d in domains]
         domain_lines.append(f"| {variant} | " + " | ".join(points(c) for c in cells) + " |")
