@@ -29,7 +29,10 @@ def test_shipped_recipe_keys_and_types_are_valid(path: Path, suite_dir, micro_mo
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes/accelerate").glob("*.yaml")), ids=lambda p: p.name)
-def test_launcher_configs_point_at_valid_deepspeed_files(path: Path):
+def test_launcher_configs_load_and_point_at_valid_deepspeed_files(path: Path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    ClusterConfig.from_yaml_file(str(path))  # what `accelerate launch --config_file` does: unknown keys raise
     config = yaml.safe_load(path.read_text())
     assert config["distributed_type"] in {"NO", "DEEPSPEED"}
     if config["distributed_type"] == "DEEPSPEED":
