@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
+from rewards.extract import extract_answer  # noqa: E402
 from rlcs.config import ModelConfig  # noqa: E402
 from rlcs.data import load_examples  # noqa: E402
 from rlcs.evaluate import evaluate, format_table, recipe_router  # noqa: E402
@@ -72,7 +74,8 @@ def main() -> None:
         rl_metrics, rl_results = greedy_eval(out / "rl" / "model")
         rl_section = (_rl_before_after(out / "rl", folder)
                       + _strategies(metrics, rl_metrics, sft_results, rl_results, len(examples))
-                      + _paired_by_domain(sft_results, rl_results))
+                      + _paired_by_domain(sft_results, rl_results)
+                      + _answer_concentration(sft_results, rl_results))
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
     command = "python benchmarks/pipeline.py" + ("" if default else f" --recipe {args.recipe}")
@@ -159,6 +162,40 @@ its standard error:
 
 | domain | items | verifier score | change | beyond 2 SE |
 |---|---|---|---|---|
+""" + "\n".join(lines)
+
+
+def _answer_concentration(sft_results: list[dict], rl_results: list[dict]) -> str:
+    """Per domain, how often the greedy answer is the most common one of its level, mean over levels, beside
+    the same for the right answers: a model that guesses rather than works a problem out gives one answer to
+    most items of a level, and RL can move which one (answer-free completions count as one answer)."""
+
+    def modal_share(answers: list[str]) -> float:
+        return Counter(answers).most_common(1)[0][1] / len(answers)
+
+    def per_level(results: list[dict], answer_of) -> float:
+        levels = sorted({r["level"] for r in results})
+        return statistics.mean(modal_share([answer_of(r) for r in results if r["level"] == level])
+                               for level in levels)
+
+    def boxed(record: dict) -> str:
+        return extract_answer(record["completion"]).answer or "(none)"
+
+    lines = []
+    for domain in sorted({r["domain"] for r in sft_results}):
+        sft = [r for r in sft_results if r["domain"] == domain]
+        rl = [r for r in rl_results if r["domain"] == domain]
+        lines.append(f"| {domain} | {per_level(sft, lambda r: str(r['answer'])):.0%} | {per_level(sft, boxed):.0%} "
+                     f"| {per_level(rl, boxed):.0%} |")
+    return """
+
+How concentrated the greedy answers are: per domain, the share of a level's items given that level's most
+common answer, mean over levels, beside the same for the right answers (a model that always gave the most
+common right answer would score that share). A model far above the right answers' share is giving one
+guess to most items; a score change that comes with a change of that share is a changed guess:
+
+| domain | right answers | SFT | RL |
+|---|---|---|---|
 """ + "\n".join(lines)
 
 
