@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-examples", type=int, default=200, help="held-out items per evaluation")
     parser.add_argument("--out", default="outputs/bench-curriculum-tiny")
+    parser.add_argument("--section", default="curriculum_tiny",
+                        help="docs/benchmarks.md section to write: another name keeps the main table, e.g. for "
+                             "samplers compared from a model that RL has already trained")
     parser.add_argument("--samplers", default="uniform,dapo,rlcs,rlcs-level",
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
@@ -179,18 +182,22 @@ def main() -> None:
         axis.legend()
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        figure.savefig(REPO / "docs" / "curriculum_tiny.png", dpi=110)
-        plot = "\n![accuracy against rollouts, mean and min-max over seeds](curriculum_tiny.png)\n"
+        figure.savefig(REPO / "docs" / f"{args.section}.png", dpi=110)
+        plot = f"\n![accuracy against rollouts, mean and min-max over seeds]({args.section}.png)\n"
     except ImportError:
         plot = "\n(matplotlib not installed: no plot)\n"
     curve_rows = "\n".join(f"| {name} | " + ", ".join(f"{r:.0f}: {a:.1%}" for r, a, _, _ in points) + " |"
                            for name, points in mean_curves.items())
-    write_section("curriculum_tiny", f"""
-## Curriculum sampling on the tiny model: held-out accuracy against rollouts
+    main_section = args.section == "curriculum_tiny"
+    elsewhere = "" if main_section else f" --out {args.out} --section {args.section}"
+    start = "" if main_section else f" (starting from `{args.model}`)"
+    write_section(args.section, f"""
+## Curriculum sampling on the tiny model: held-out accuracy against rollouts{start}
 
 Command: `python benchmarks/curriculum_tiny.py --model {args.model} --budget {args.budget}
---eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples} --samplers {args.samplers}`
-(recipes/tiny/rl.yaml, the same SFT model for each
+--eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples} --samplers {args.samplers}\
+{elsewhere}`
+(recipes/tiny/rl.yaml, the same start model for each
 sampler, seeds {seeds}, each run stopped at {args.budget} completions). Held-out accuracy: greedy, scored
 by the domain verifiers, on the recipe's eval subset. Mean ± standard deviation over seeds.
 Machine: {machine()}.
