@@ -513,10 +513,15 @@ def main() -> None:
         for extra in args.sampler or []:
             results[extra] = [simulate(world, extra, s, target=u["skill"], max_rollouts=BUDGET * u["rollouts"])
                               for s, u in zip(range(args.seeds), results["uniform"])]
-            value, domain = neglect(results[extra], results["oracle"], [d.name for d in world.domains])
+            names = [d.name for d in world.domains]
+            value, domain = neglect(results[extra], results["oracle"], names)
+            low, low_domain = domain_pass_ratio(results[extra], results["uniform"], names)
             print(f"  {world.name} {extra}: {fmt_ratio(results[extra], results['uniform'])}, zero-variance "
                   f"{statistics.mean(r['zero_variance'] for r in results[extra]):.1%}, neglect {value:.2f} "
-                  f"({domain}), drift {_mean_drift(results[extra])}", flush=True)
+                  f"({domain}), drift {_mean_drift(results[extra])}, domain pass rate vs uniform's, lowest: "
+                  f"{low:.2f} ({low_domain}); picks: " + ", ".join(
+                      f"{n} {share:.1%}" for n, share in zip(names, np.mean([r["picks"] for r in results[extra]],
+                                                                          axis=0))), flush=True)
         rows.append(summarise(world, results))
         share_rows.append(domain_shares(world, results))
         graded_rows.append(graded_row(world, results))
