@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -59,7 +60,12 @@ def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
 
 def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]]:
     """(step, rollouts spent, held-out accuracy) at every evaluation."""
-    if not (out / "model" / "config.json").exists():  # finished runs are reused
+    if (out / "model" / "config.json").exists():  # finished runs are reused, if they are this one
+        ran = yaml.safe_load((out / "recipe.yaml").read_text())
+        if (ran["model"]["path"], ran["train"]["max_rollouts"]) != (args.model, args.budget):
+            sys.exit(f"error: {out} holds a run from {ran['model']['path']} with a budget of "
+                     f"{ran['train']['max_rollouts']}, not {args.model} with {args.budget}: give another --out")
+    else:
         launch_rl([
             f"output_dir={out}",
             f"model.path={args.model}", *SAMPLER_ARGS.get(sampler, [f"sampler.name={sampler}"]), f"seed={seed}",
@@ -121,6 +127,9 @@ def main() -> None:
     parser.add_argument("--samplers", default="uniform,dapo,rlcs,rlcs-level",
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
+    if not re.fullmatch(r"curriculum_tiny[a-z0-9_-]*", args.section):
+        parser.error("--section must be curriculum_tiny or start with it (e.g. curriculum_tiny_late), so it "
+                     "cannot overwrite another benchmark's section")
     samplers = args.samplers.split(",")
     if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS) or len(set(samplers)) < len(samplers):
         parser.error(f"--samplers must start with uniform and name each of {', '.join(SAMPLERS)} at most once")

@@ -1,14 +1,17 @@
 """Wall time of ./launch.sh on a recipe folder per step, held-out accuracy after SFT, and RL's before/after.
 
     python benchmarks/pipeline.py [--recipe recipes/tiny] [--out outputs/bench-pipeline] [--skip-launch]
+                                  [--section NAME]
 
 The default folder writes the `pipeline` section of docs/benchmarks.md; another folder writes
-`pipeline-<folder name>` (e.g. `pipeline-tiny-vl` for the tiny GLM-4V of recipes/tiny-vl).
+`pipeline-<folder name>` (e.g. `pipeline-tiny-vl` for the tiny GLM-4V of recipes/tiny-vl); --section
+names another, for a run with overrides (`--out DIR --section NAME key=value …`, which ./launch.sh gets).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -37,9 +40,20 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/tiny", help="recipe folder for ./launch.sh")
     parser.add_argument("--out", default=None, help="default: outputs/bench-pipeline[-<folder name>]")
     parser.add_argument("--skip-launch", action="store_true", help="reuse an existing run in --out")
+    parser.add_argument("--section", default=None,
+                        help="docs/benchmarks.md section, default pipeline[-<folder name>]; another name (starting "
+                             "with pipeline) keeps the recipe's own tables, e.g. for a run with overrides")
+    parser.add_argument("overrides", nargs="*",
+                        help="key=value or STAGE:key=value for ./launch.sh (with --skip-launch: the ones the run had, "
+                             "for the section's text)")
     args = parser.parse_args()
     folder = Path(args.recipe).name
     default = folder == "tiny"
+    section = args.section or ("pipeline" if default else f"pipeline-{folder}")
+    if args.overrides and not args.section:
+        parser.error("overrides change the recipe: name a --section for the run, so the recipe's own tables stay")
+    if not re.fullmatch(r"pipeline[a-z0-9_-]*", section):
+        parser.error("--section must start with pipeline, so it cannot overwrite another benchmark's section")
     args.out = args.out or ("outputs/bench-pipeline" if default else f"outputs/bench-pipeline-{folder}")
     out = REPO / args.out
     data_dir = yaml.safe_load((REPO / args.recipe / "data.yaml").read_text())["output_dir"]
@@ -47,7 +61,7 @@ def main() -> None:
     total = None
     if not args.skip_launch:
         started = time.time()
-        subprocess.run(["./launch.sh", args.recipe, "--out", args.out], cwd=REPO, check=True)
+        subprocess.run(["./launch.sh", args.recipe, "--out", args.out, *args.overrides], cwd=REPO, check=True)
         total = time.time() - started
         (out / "launch_total_s.txt").write_text(f"{total:.1f}\n")  # so --skip-launch can report it
     elif (out / "launch_total_s.txt").exists():
@@ -79,10 +93,16 @@ def main() -> None:
     rows = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in timings)
     total_line = f"| **total (launch.sh wall time)** | {total:.0f} |" if total is not None else ""
     command = "python benchmarks/pipeline.py" + ("" if default else f" --recipe {args.recipe}")
-    write_section("pipeline" if default else f"pipeline-{folder}", f"""
-## Pipeline of `{args.recipe}`: `./launch.sh` wall time per step
+    if args.section:
+        command += f"{' --skip-launch' if args.skip_launch else ''} --out {args.out} --section {section}"
+    launched = " ".join(["./launch.sh", args.recipe, "--out", args.out, *args.overrides])
+    with_overrides = f" with `{' '.join(args.overrides)}`" if args.overrides else ""
+    if args.overrides:
+        command += " " + " ".join(args.overrides)
+    write_section(section, f"""
+## Pipeline of `{args.recipe}`{with_overrides}: `./launch.sh` wall time per step
 
-Command: `{command}` (runs `./launch.sh {args.recipe} --out {args.out}` with
+Command: `{command}` (runs `{launched}` with
 `recipes/accelerate/cpu.yaml`, then greedy evaluation). Machine: {machine()}.
 
 | step | seconds |
@@ -191,8 +211,9 @@ def _answer_concentration(sft_results: list[dict], rl_results: list[dict]) -> st
 
 How concentrated the greedy answers are: per domain, the share of a level's items given that level's most
 common answer, mean over levels, beside the same for the right answers (a model that always gave the most
-common right answer would score that share). A model far above the right answers' share is giving one
-guess to most items; a score change that comes with a change of that share is a changed guess:
+common right answer would score that share; completions with no boxed answer count as one answer). A model far
+above the right answers' share is giving one guess to most items; a score change that comes with a change of that
+share is a changed guess:
 
 | domain | right answers | SFT | RL |
 |---|---|---|---|

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import launch_rl, machine, write_section  # noqa: E402
+from report import TINY_RL, launch_rl, machine, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -34,9 +34,18 @@ def main() -> None:
     parser.add_argument("--sampler", default="rlcs")
     parser.add_argument("--lr", type=float, default=None, help="default: the recipe's optim.lr")
     parser.add_argument("--out", default="outputs/bench-rl-long")
-    parser.add_argument("--skip-run", action="store_true", help="rewrite the section from the finished run in --out")
+    parser.add_argument("--skip-run", action="store_true",
+                        help="rewrite the section from the finished run in --out (its settings, not these flags)")
     args = parser.parse_args()
     out = REPO / args.out
+    if args.skip_run:
+        if not (out / "recipe.yaml").exists() or not (out / "metrics.jsonl").exists():
+            parser.error(f"--skip-run: no finished run in {out} (recipe.yaml and metrics.jsonl)")
+        ran = yaml.safe_load((out / "recipe.yaml").read_text())
+        args.model, args.steps = ran["model"]["path"], ran["train"]["steps"]
+        args.eval_every, args.sampler = ran["train"]["eval_every"], ran["sampler"]["name"]
+        recipe_lr = yaml.safe_load(TINY_RL.read_text())["optim"]["lr"]
+        args.lr = None if float(ran["optim"]["lr"]) == float(recipe_lr) else float(ran["optim"]["lr"])
     overrides = [f"model.path={args.model}", f"train.steps={args.steps}", "train.max_rollouts=null",
                  f"train.eval_every={args.eval_every}", f"sampler.name={args.sampler}", "train.resume=never",
                  "logging.wandb=false", f"output_dir={out}"] + ([f"optim.lr={args.lr}"] if args.lr else [])

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--image-patches", type=int, default=None,
                       help="image-text models: vision-tower patches per sequence (default: the largest among the "
                            "data's rows, else 1024, a 448x448 image)")
-    grade = commands.add_parser("grade", help="offline difficulty: mean clipped reward of k samples per example")
+    grade = commands.add_parser("grade",
+                                help="offline difficulty: mean clipped reward (or pass share) of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
     grade.add_argument("--data", required=True, help="examples file (JSONL/parquet) or hub id")
     grade.add_argument("-k", type=int, default=8, help="samples per example")
