@@ -12,6 +12,7 @@ pass@1 of the recipe's eval_samples at the rollout temperature.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,11 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench-rl-long")
     parser.add_argument("--skip-run", action="store_true",
                         help="rewrite the section from the finished run in --out (its settings, not these flags)")
+    parser.add_argument("--section", default="rl_long",
+                        help="docs/benchmarks.md section (starting with rl_long), e.g. for another sampler's run")
     args = parser.parse_args()
+    if not re.fullmatch(r"rl_long[a-z0-9_-]*", args.section):
+        parser.error("--section must start with rl_long, so it cannot overwrite another benchmark's section")
     out = REPO / args.out
     if args.skip_run:
         if not (out / "recipe.yaml").exists() or not (out / "metrics.jsonl").exists():
@@ -67,11 +72,13 @@ def main() -> None:
     groups = totals["curriculum/rollouts_total"] // group_size
     zero_variance = 1 - totals["curriculum/informative_total"] / groups
     clock = " by the run's own clock, process start-up left out" if args.skip_run else ""
-    write_section("rl_long", f"""
-## A longer RL run of the tiny recipe
+    elsewhere = "" if args.section == "rl_long" else f" --out {args.out} --section {args.section}"
+    lr_flag = f" --lr {args.lr:g}" if args.lr else ""
+    write_section(args.section, f"""
+## A longer RL run of the tiny recipe{'' if not elsewhere else f' ({args.sampler} sampler)'}
 
 Command: `python benchmarks/rl_long.py --model {args.model} --steps {args.steps} --eval-every {args.eval_every}
---sampler {args.sampler}{f' --lr {args.lr:g}' if args.lr else ''}` ({minutes:.0f} minutes{clock}, evaluations included).
+--sampler {args.sampler}{lr_flag}{elsewhere}` ({minutes:.0f} minutes{clock}, evaluations included).
 Held-out: the recipe's eval subset. Mean training reward: first {k} steps
 {sum(rewards[:k]) / k:.3f}, last {k} steps {sum(rewards[-k:]) / k:.3f}. Zero-variance groups (every
 completion of the group scored the same): {zero_variance:.1%} of the {groups} groups rolled out. Machine: {machine()}.
