@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import launch_rl, machine, mean_sd, write_section  # noqa: E402
+from report import check_section, launch_rl, machine, mean_sd, write_section, zero_variance_share  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -49,13 +48,6 @@ VARIANTS = {
     "rlcs-pass": "`rlcs-pass` counts full passes only (`sampler.rlcs.evidence=pass`, the rule before partial "
                  "credit counted)",
 }
-
-
-def zero_variance_share(out: Path, group_size: int) -> tuple[int, float]:
-    """(groups rolled out, share of them whose completions all passed or all failed) over the whole run."""
-    last = [r for r in read_metrics(out) if "curriculum/rollouts_total" in r][-1]
-    groups = last["curriculum/rollouts_total"] // group_size
-    return groups, 1 - last["curriculum/informative_total"] / groups
 
 
 def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]]:
@@ -127,9 +119,7 @@ def main() -> None:
     parser.add_argument("--samplers", default="uniform,dapo,rlcs,rlcs-level",
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
-    if not re.fullmatch(r"curriculum_tiny[a-z0-9_-]*", args.section):
-        parser.error("--section must be curriculum_tiny or start with it (e.g. curriculum_tiny_late), so it "
-                     "cannot overwrite another benchmark's section")
+    check_section(parser, args.section, "curriculum_tiny")
     samplers = args.samplers.split(",")
     if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS) or len(set(samplers)) < len(samplers):
         parser.error(f"--samplers must start with uniform and name each of {', '.join(SAMPLERS)} at most once")

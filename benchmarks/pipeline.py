@@ -11,7 +11,6 @@ names another, for a run with overrides (`--out DIR --section NAME key=value …
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, write_section  # noqa: E402
+from report import check_section, machine, write_section  # noqa: E402
 
 from rewards.extract import extract_answer  # noqa: E402
 from rlcs.config import ModelConfig  # noqa: E402
@@ -52,8 +51,7 @@ def main() -> None:
     section = args.section or ("pipeline" if default else f"pipeline-{folder}")
     if args.overrides and not args.section:
         parser.error("overrides change the recipe: name a --section for the run, so the recipe's own tables stay")
-    if not re.fullmatch(r"pipeline[a-z0-9_-]*", section):
-        parser.error("--section must start with pipeline, so it cannot overwrite another benchmark's section")
+    check_section(parser, section, "pipeline")
     args.out = args.out or ("outputs/bench-pipeline" if default else f"outputs/bench-pipeline-{folder}")
     out = REPO / args.out
     data_dir = yaml.safe_load((REPO / args.recipe / "data.yaml").read_text())["output_dir"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from rlcs.metrics import read_metrics
+
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 TINY_RL = REPO / "recipes" / "tiny" / "rl.yaml"
@@ -50,6 +52,21 @@ def write_section(name: str, markdown: str) -> None:
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
     print(f"wrote section '{name}' of {DOC}")
+
+
+def check_section(parser, name: str, base: str) -> None:
+    """A benchmark's section is ``base`` or a variant named after it, so a variant run cannot overwrite another
+    benchmark's section (nor, via the name, write a file outside docs/)."""
+    if not re.fullmatch(rf"{re.escape(base)}[a-z0-9_-]*", name):
+        parser.error(f"--section must be {base} or start with it, so it cannot overwrite another benchmark's section")
+
+
+def zero_variance_share(run_dir: Path, group_size: int) -> tuple[int, float]:
+    """(groups rolled out, share of them whose completions all scored the same) over a whole RL run, trained
+    on or not (rlcs rolls out more than it keeps, dapo regenerates)."""
+    last = [r for r in read_metrics(run_dir) if "curriculum/rollouts_total" in r][-1]
+    groups = last["curriculum/rollouts_total"] // group_size
+    return groups, 1 - last["curriculum/informative_total"] / groups
 
 
 def mean_sd(values: list[float], fmt: Callable[[float], str]) -> str:

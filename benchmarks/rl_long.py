@@ -12,7 +12,6 @@ pass@1 of the recipe's eval_samples at the rollout temperature.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import TINY_RL, launch_rl, machine, write_section  # noqa: E402
+from report import TINY_RL, check_section, launch_rl, machine, write_section, zero_variance_share  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -40,23 +39,22 @@ def main() -> None:
     parser.add_argument("--section", default="rl_long",
                         help="docs/benchmarks.md section (starting with rl_long), e.g. for another sampler's run")
     args = parser.parse_args()
-    if not re.fullmatch(r"rl_long[a-z0-9_-]*", args.section):
-        parser.error("--section must start with rl_long, so it cannot overwrite another benchmark's section")
+    check_section(parser, args.section, "rl_long")
     out = REPO / args.out
-    if args.skip_run:
-        if not (out / "recipe.yaml").exists() or not (out / "metrics.jsonl").exists():
-            parser.error(f"--skip-run: no finished run in {out} (recipe.yaml and metrics.jsonl)")
-        ran = yaml.safe_load((out / "recipe.yaml").read_text())
-        args.model, args.steps = ran["model"]["path"], ran["train"]["steps"]
-        args.eval_every, args.sampler = ran["train"]["eval_every"], ran["sampler"]["name"]
-        recipe_lr = yaml.safe_load(TINY_RL.read_text())["optim"]["lr"]
-        args.lr = None if float(ran["optim"]["lr"]) == float(recipe_lr) else float(ran["optim"]["lr"])
+    if args.skip_run and not ((out / "recipe.yaml").exists() and (out / "metrics.jsonl").exists()):
+        parser.error(f"--skip-run: no finished run in {out} (recipe.yaml and metrics.jsonl)")
     overrides = [f"model.path={args.model}", f"train.steps={args.steps}", "train.max_rollouts=null",
                  f"train.eval_every={args.eval_every}", f"sampler.name={args.sampler}", "train.resume=never",
                  "logging.wandb=false", f"output_dir={out}"] + ([f"optim.lr={args.lr}"] if args.lr else [])
     started = time.time()
     if not args.skip_run:
         launch_rl(overrides)
+    ran = yaml.safe_load((out / "recipe.yaml").read_text())  # the run's own settings
+    if args.skip_run:  # the section names the run's settings, not this command's flags
+        args.model, args.steps = ran["model"]["path"], ran["train"]["steps"]
+        args.eval_every, args.sampler = ran["train"]["eval_every"], ran["sampler"]["name"]
+        recipe_lr = yaml.safe_load(TINY_RL.read_text())["optim"]["lr"]
+        args.lr = None if float(ran["optim"]["lr"]) == float(recipe_lr) else float(ran["optim"]["lr"])
     rows = read_metrics(out)
     # a rewritten section reports the run's own clock: its last metrics row, after the final evaluation
     minutes = (max(r.get("time/elapsed_s", 0.0) for r in rows) if args.skip_run else time.time() - started) / 60
@@ -66,11 +64,7 @@ def main() -> None:
              f"{r.get('eval/pass@1', float('nan')):.1%} |" for r in evals]
     rewards = [r["reward/mean"] for r in rows if "reward/mean" in r]
     k = max(1, len(rewards) // 10)
-    # every group rolled out, trained on or not (rlcs rolls out more than it keeps): the share with no gradient
-    group_size = yaml.safe_load((out / "recipe.yaml").read_text())["rollout"]["group_size"]
-    totals = [r for r in rows if "curriculum/informative_total" in r][-1]
-    groups = totals["curriculum/rollouts_total"] // group_size
-    zero_variance = 1 - totals["curriculum/informative_total"] / groups
+    groups, zero_variance = zero_variance_share(out, ran["rollout"]["group_size"])
     clock = " by the run's own clock, process start-up left out" if args.skip_run else ""
     elsewhere = "" if args.section == "rl_long" else f" --out {args.out} --section {args.section}"
     lr_flag = f" --lr {args.lr:g}" if args.lr else ""
