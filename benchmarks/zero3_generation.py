@@ -85,6 +85,8 @@ def worker(args) -> None:
     torch.distributed.all_gather_object(everyone, results)
     if accelerator.is_main_process:
         Path(args.out).write_text(json.dumps(everyone))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # destroy the process group before exit, as the rlcs stages do
 
 
 def main() -> None:

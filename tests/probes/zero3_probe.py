@@ -88,3 +88,7 @@ torch.distributed.all_gather_object(everyone, result)
 if accelerator.is_main_process:
     with open(out, "w") as handle:
         json.dump(everyone, handle)
+# Like every rlcs stage (MetricsLogger.close): leaving with the process group alive let a communication
+# thread be torn down at interpreter exit, which aborted one process once in CI after its work was done.
+accelerator.wait_for_everyone()
+accelerator.end_training()
