@@ -1,12 +1,15 @@
 """Does the tiny GLM-4V learn to read its images? Image-caption pretraining at level 1 only, by learning rate.
 
     python benchmarks/image_reading.py [--steps 1000] [--lrs 2e-3,1e-3,5e-4] [--out outputs/bench-image-reading]
+                                       [--section image_reading-NAME key=value ...]
 
 The image domains of `recipes/tiny-vl/data.yaml` at level 1 (the simplest images), `--captions` caption
 documents per domain and nothing else, pretrained with `recipes/tiny-vl/pretrain.yaml` (micro-batch 8, one
 caption per row) for `--steps` steps from one fresh `rlcs init`, once per learning rate. Every `--probe-every` steps the
 checkpoint's held-out caption loss is taken with each caption's own image and with the next caption's image of
 its domain (benchmarks/image_spread.py): a caption whose loss drops with its own image was read from it.
+Trailing key=value overrides go to `rlcs init` (e.g. model.config.vision_config.hidden_size=64, another
+model shape); they need a --section and an --out of their own.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image_spread import LOG_EVERY, caption_loss_own_and_swapped, rlcs  # noqa: E402
-from report import machine, write_section  # noqa: E402
+from report import check_section, machine, write_section  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 from rlcs.tasks.visual import VISUAL_DOMAINS  # noqa: E402
@@ -36,7 +39,12 @@ def main() -> None:
     parser.add_argument("--lrs", default="2e-3,1e-3,5e-4")
     parser.add_argument("--captions", type=int, default=2000, help="level-1 caption documents per image domain")
     parser.add_argument("--out", default="outputs/bench-image-reading")
+    parser.add_argument("--section", default="image_reading", help="docs/benchmarks.md section (image_reading...)")
+    parser.add_argument("overrides", nargs="*", help="`rlcs init` overrides (key=value): another model shape")
     args = parser.parse_args()
+    check_section(parser, args.section, "image_reading")
+    if args.overrides and args.section == "image_reading":
+        parser.error("overrides change the model: name a --section for the run, so image_reading's own table stays")
     if args.steps % args.probe_every or args.probe_every % LOG_EVERY:
         parser.error(f"--steps must be a multiple of --probe-every, and --probe-every of {LOG_EVERY} (the logging "
                      "interval, whose spread is reported at each probe)")
@@ -49,7 +57,11 @@ def main() -> None:
              f"pretrain_images_per_level={args.captions}")
     if not (out / "init/model").exists():
         rlcs("init", "--config", "recipes/tiny-vl/init.yaml", f"output_dir={out / 'init'}",
-             f"tokenizer.corpus=[{data / 'pretrain.jsonl'}]")
+             f"tokenizer.corpus=[{data / 'pretrain.jsonl'}]", *args.overrides)
+        (out / "init_overrides.json").write_text(json.dumps(args.overrides))
+    made_with = json.loads((out / "init_overrides.json").read_text()) if (out / "init_overrides.json").exists() else []
+    if made_with != args.overrides:  # the runs below reuse this init
+        raise SystemExit(f"{out}/init was made with overrides {made_with}, not {args.overrides}; use another --out")
     asked = yaml.safe_load((data / "recipe.yaml").read_text())["pretrain_images_per_level"]
     if asked != args.captions:  # finished data and runs are read again, so they must be of these arguments
         raise SystemExit(f"{data} holds {asked} captions per domain, not --captions {args.captions}; use another --out")
@@ -80,11 +92,13 @@ def main() -> None:
             lines.append(f"| {lr} | {step} | {spread.get(step, float('nan')):.3f} | {cells} |")
             print(lines[-1], flush=True)
     drawn_per_domain = ", ".join(f"{d} {drawn[d]}" for d in VISUAL_DOMAINS)
-    write_section("image_reading", f"""
-## Does the tiny GLM-4V read its images? Level-1 caption pretraining by learning rate
+    shape = f" (`rlcs init` with {', '.join(f'`{o}`' for o in args.overrides)})" if args.overrides else ""
+    extra = (f" --section {args.section} " + " ".join(args.overrides)) if args.overrides else ""
+    write_section(args.section, f"""
+## Does the tiny GLM-4V read its images? Level-1 caption pretraining by learning rate{shape}
 
 Command: `python benchmarks/image_reading.py --steps {args.steps} --probe-every {args.probe_every} --lrs {args.lrs}
---captions {args.captions} --out {args.out}`. The image domains of
+--captions {args.captions} --out {args.out}{extra}`. The image domains of
 `recipes/tiny-vl/data.yaml` at level 1 only, {args.captions} caption documents per domain asked for and no text
 ({drawn_per_domain} drawn: a level-1 space can hold fewer distinct images), pretrained
 with `recipes/tiny-vl/pretrain.yaml` at micro-batch 8 (one caption per row: image documents are not packed)
