@@ -93,7 +93,8 @@ def main() -> None:
             print(lines[-1], flush=True)
     drawn_per_domain = ", ".join(f"{d} {drawn[d]}" for d in VISUAL_DOMAINS)
     shape = f" (`rlcs init` with {', '.join(f'`{o}`' for o in args.overrides)})" if args.overrides else ""
-    extra = (f" --section {args.section} " + " ".join(args.overrides)) if args.overrides else ""
+    extra = "".join(f" {flag}" for flag in ([] if args.section == "image_reading" else ["--section", args.section])
+                    + args.overrides)
     write_section(args.section, f"""
 ## Does the tiny GLM-4V read its images? Level-1 caption pretraining by learning rate{shape}
 

@@ -71,6 +71,9 @@ def main() -> None:
     evals = [r for r in rows if "eval/accuracy" in r]
     lines = [f"| {r['step']} | {spent.get(r['step'], 0)} | {r['eval/accuracy']:.1%} | {r['eval/exact']:.1%} | "
              f"{r.get('eval/pass@1', float('nan')):.1%} |" for r in evals]
+    domains = sorted({key.split("/")[1] for key in evals[0] if key.count("/") == 2 and key.endswith("/accuracy")})
+    by_domain = [f"| {r['step']} | " + " | ".join(f"{r[f'eval/{d}/accuracy']:.1%}" for d in domains) + " |"
+                 for r in evals]
     rewards = [r["reward/mean"] for r in rows if "reward/mean" in r]
     k = max(1, len(rewards) // 10)
     groups, zero_variance = zero_variance_share(out, ran["rollout"]["group_size"])
@@ -91,6 +94,12 @@ completion of the group scored the same): {zero_variance:.1%} of the {groups} gr
 | step | completions | greedy, verifier | greedy, exact | pass@1 sampled, verifier |
 |---|---|---|---|---|
 {chr(10).join(lines)}
+
+Greedy, verifier-scored, per domain:
+
+| step | {' | '.join(domains)} |
+|---|{'---|' * len(domains)}
+{chr(10).join(by_domain)}
 """)
 
 
