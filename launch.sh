@@ -5,8 +5,9 @@
 #               [--out DIR] [--stages data,init,pretrain,sft,rl] [OVERRIDE ...]
 #
 # RECIPE_DIR defaults to recipes/tiny; CONFIG to recipes/accelerate/cpu.yaml.
-# Steps run when their YAML exists in RECIPE_DIR: data.yaml and init.yaml with
-# plain `rlcs`, pretrain/sft/rl.yaml through `accelerate launch`.
+# Steps run when their YAML exists in RECIPE_DIR (a stage named in --stages must
+# have one): data.yaml and init.yaml with plain `rlcs`, pretrain/sft/rl.yaml through
+# `accelerate launch`.
 # OVERRIDE is key.path=value (applies to every training stage) or
 # STAGE:key.path=value (one stage only), e.g. sft:optim.lr=1e-4.
 set -euo pipefail
@@ -32,6 +33,18 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -d $recipe_dir ]] || { echo "launch.sh: recipe folder not found: $recipe_dir" >&2; exit 2; }
 [[ -f $accelerate_config ]] || { echo "launch.sh: accelerate config not found: $accelerate_config" >&2; exit 2; }
+known_stages=" data init pretrain sft rl "
+for stage in ${stages//,/ }; do
+  [[ $known_stages == *" $stage "* ]] || { echo "launch.sh: unknown stage '$stage' in --stages (stages:$known_stages)" >&2; exit 2; }
+  # a stage named on purpose must have its recipe; by default, steps without a YAML are skipped
+  [[ $stages == "data,init,pretrain,sft,rl" || -f $recipe_dir/$stage.yaml ]] || \
+    { echo "launch.sh: --stages names '$stage', but $recipe_dir/$stage.yaml does not exist" >&2; exit 2; }
+done
+for item in ${overrides[@]+"${overrides[@]}"}; do
+  if [[ ${item%%=*} == *:* && $known_stages != *" ${item%%:*} "* ]]; then
+    echo "launch.sh: override '$item' names no stage (stages:$known_stages)" >&2; exit 2
+  fi
+done
 out=${out:-outputs/$(basename "$recipe_dir")}
 mkdir -p "$out"
 

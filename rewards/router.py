@@ -11,7 +11,9 @@ the domain's minimum reward, is counted (``reward/<domain>/errors``,
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,8 +67,10 @@ class RewardRouter:
                 except RewardSpecError as exc:
                     where = f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else "")
                     raise RewardSpecError(f"{where}: {exc}") from None
-                terms.append(Term(term["verifier"], fn, dict(term.get("kwargs") or {}),
-                                  float(term.get("weight", 1.0))))
+                kwargs = dict(term.get("kwargs") or {})
+                _check_kwargs(fn, kwargs, f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else ""),
+                              term["verifier"])
+                terms.append(Term(term["verifier"], fn, kwargs, float(term.get("weight", 1.0))))
             domains[domain] = DomainReward(terms, float(entry.get("min_reward", 0.0)))
         # by the function, not the spec: "rewards.code:code" or a file re-exporting it runs model code too
         for term in (t for reward in domains.values() for t in reward.terms if t.fn is code_verifier):
@@ -89,6 +93,9 @@ class RewardRouter:
         values: list[list[tuple[float, float | None]]] = [[] for _ in completions]
         failed = [False] * len(completions)
         for (i, term, _completion, example), outcome in zip(jobs, outcomes):
+            if outcome.status == "ok" and outcome.value is not None and not math.isfinite(outcome.value):
+                # a NaN reward would pass as a score, poison the group's advantages and the curriculum's posteriors
+                outcome = Outcome(None, "error", f"returned a non-finite reward ({outcome.value})")
             if outcome.status != "ok":
                 counter = self.timeouts if outcome.status == "timeout" else self.errors
                 counter[example["domain"]] += 1
@@ -140,3 +147,20 @@ class RewardRouter:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+
+
+def _check_kwargs(fn: RewardFn, kwargs: dict, where: str, spec: str) -> None:
+    """A misspelt keyword would fail every call as a verifier error, counted only once rollouts are scored;
+    refuse it while the recipe is read."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return
+    try:
+        signature.bind("completion", {}, **kwargs)
+    except TypeError as exc:
+        accepted = [name for name in list(signature.parameters)[2:]
+                    if signature.parameters[name].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                           inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        raise RewardSpecError(f"{where}.kwargs: {spec} does not take {sorted(kwargs)} ({exc}); "
+                              f"it takes {accepted or 'no keywords'}") from None

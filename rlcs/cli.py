@@ -100,7 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, DataError, RewardSpecError, RewardFailures, NonFiniteLoss) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """A stage that stops early (bad data, a failure budget, a non-finite loss) leaves before its run's
+    ``end_training``; exiting with the process group alive can abort the interpreter's teardown
+    ('terminate called without an active exception') and turn a clear error into a signal."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -130,8 +130,9 @@ class Conversation:
     images: list[str] = field(default_factory=list)
 
 
-def load_rows(source: str, split: str = "train") -> datasets.Dataset:
-    """Rows of a local file (by suffix) or a hub dataset (``split``), as a ``datasets.Dataset``."""
+def load_rows(source: str, split: str = "train") -> datasets.Dataset | FileRows:
+    """Rows of a local file (by suffix) or a hub dataset (``split``): JSONL and CSV read here, value for value
+    (``FileRows``), JSON and parquet through ``datasets``."""
     path = Path(source).expanduser()
     builder = _BUILDERS.get(path.suffix)
     if builder is None and not path.exists():
@@ -144,15 +145,31 @@ def load_rows(source: str, split: str = "train") -> datasets.Dataset:
     if builder is None:
         raise DataError(f"{source}: unsupported file type; use one of {sorted(_BUILDERS)}")
     if path.suffix == ".jsonl":
-        _check_jsonl(path)
+        return _read_jsonl(path)
+    if path.suffix == ".csv":
+        return _read_csv(path)
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:
         raise DataError(f"{source}: could not be read as {builder}: {exc}") from exc
 
 
-def _check_jsonl(path: Path) -> None:
-    """datasets' JSON errors name no line; find the bad one ourselves."""
+class FileRows(list):
+    """A local JSONL or CSV file's rows as plain dicts, each value as the file gave it. ``datasets`` would
+    give every row of a column one Arrow type: JSON answers 5 and 5.5 came back as 5.0 and 5.5, and CSV's
+    "007" as 7, which a verifier then scores as wrong. ``lines``: each row's line in the file."""
+
+    def __init__(self, rows: list[dict], lines: list[int]):
+        super().__init__(rows)
+        self.lines = lines
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(dict.fromkeys(key for row in self for key in row))
+
+
+def _read_jsonl(path: Path) -> FileRows:
+    rows, lines = [], []
     with path.open() as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -163,9 +180,33 @@ def _check_jsonl(path: Path) -> None:
                 raise DataError(f"{path}:{line_number}: not valid JSON: {exc.msg}") from None
             if not isinstance(value, dict):
                 raise DataError(f"{path}:{line_number}: each line must be a JSON object")
+            rows.append(value)
+            lines.append(line_number)
+    return FileRows(rows, lines)
 
 
-def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str,
+def _read_csv(path: Path) -> FileRows:
+    """Every cell a string (an empty cell: absent); the row schemas convert numeric fields themselves."""
+    import csv
+
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows, lines = [], []
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames)}")
+            rows.append({key: value for key, value in row.items() if value not in ("", None)})
+            lines.append(reader.line_num)
+    return FileRows(rows, lines)
+
+
+def _row(rows, index: int) -> str:
+    """How an error names a row: its number, and its line in the file where that differs."""
+    line = rows.lines[index] if isinstance(rows, FileRows) else index + 1
+    return f"row {index + 1}" + (f" (line {line})" if line != index + 1 else "")
+
+
+def _validated(rows: datasets.Dataset | FileRows, schema: type[BaseModel], source: str,
                images: bool = False) -> list[tuple[BaseModel, list[str]]]:
     """Each row checked against ``schema``, with its image files (absolute paths, each opened and
     verified). ``images=False`` (a text-only model): a row with images is an error, never a row
@@ -192,9 +233,9 @@ def _validated(rows: datasets.Dataset, schema: type[BaseModel], source: str,
                 f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg'].removeprefix('Value error, ')}"
                 for e in exc.errors()
             )
-            raise DataError(f"{source}: row {index + 1}: {problems}") from None
+            raise DataError(f"{source}: {_row(rows, index)}: {problems}") from None
         except ValueError as exc:
-            raise DataError(f"{source}: row {index + 1}: {exc}") from None
+            raise DataError(f"{source}: {_row(rows, index)}: {exc}") from None
         out.append((parsed, paths))
     return out
 
@@ -276,14 +317,14 @@ def load_texts(source: str, field: str = "text", split: str = "train") -> list[s
     return _texts(load_rows(source, split), field, source)
 
 
-def _texts(rows: datasets.Dataset, field: str, source: str) -> list[str]:
+def _texts(rows: datasets.Dataset | FileRows, field: str, source: str) -> list[str]:
     """The ``field`` column, every value a string; a missing column or a non-string value names the row."""
     if field not in rows.column_names:
         raise DataError(f"{source}: no column {field!r}; columns are {rows.column_names}")
-    texts = rows[field]
+    texts = [row.get(field) for row in rows] if isinstance(rows, FileRows) else rows[field]
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise DataError(f"{source}: row {index + 1}: {field!r} must be a string, got {type(text).__name__}")
+            raise DataError(f"{source}: {_row(rows, index)}: {field!r} must be a string, got {type(text).__name__}")
     return texts
 
 

@@ -63,6 +63,11 @@ def train_causal_lm(
         rows = [train_rows[i] for i in order]
         return accelerator.prepare(DataLoader(rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn))
 
+    if eval_rows and train_cfg.eval_max_batches:
+        # the rows of the first eval_max_batches batches of every process (each takes every n-th batch), cut
+        # before the loader is made: leaving a prepared loader early keeps it registered with accelerate, whose
+        # gradient accumulation then no longer steps at the end of each training epoch
+        eval_rows = eval_rows[: train_cfg.eval_max_batches * train_cfg.micro_batch_size * accelerator.num_processes]
     eval_loader = (DataLoader(eval_rows, batch_size=train_cfg.micro_batch_size, collate_fn=collate_fn)
                    if eval_rows else None)
     optimizer = build_optimizer(model, recipe.optim)
@@ -120,7 +125,7 @@ def train_causal_lm(
                     progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
                 window = _new_window()
             if eval_loader is not None and (state.step % train_cfg.eval_every == 0 or state.step == total_steps):
-                logger.log({"eval/loss": evaluate_loss(accelerator, model, eval_loader, train_cfg.eval_max_batches)},
+                logger.log({"eval/loss": evaluate_loss(accelerator, model, eval_loader)},
                            state.step)
                 model.train()
             housekeeping.end_of_step(last=state.step >= total_steps)
@@ -168,14 +173,13 @@ def _window_metrics(accelerator, window, grad_norm, lr) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_loss(accelerator: Accelerator, model, loader, max_batches: int | None = None) -> float:
-    """Token-weighted mean loss over the evaluation rows, across all ranks."""
+def evaluate_loss(accelerator: Accelerator, model, loader) -> float:
+    """Token-weighted mean loss over the evaluation rows, across all ranks (the whole loader: see
+    ``eval_max_batches`` where it is made)."""
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     tokens = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-    for index, batch in enumerate(loader):
-        if max_batches is not None and index >= max_batches:
-            break
+    for batch in loader:
         loss = model(**batch, use_cache=False).loss
         counted = (batch["labels"][:, 1:] != IGNORE).sum()
         loss_sum += loss.double() * counted

@@ -24,6 +24,24 @@ def test_schema_error_names_the_row(tmp_path):
         load_examples(source)
 
 
+def test_a_row_after_blank_lines_is_named_by_its_line_too(tmp_path):
+    lines = [json.dumps({"domain": "math", "prompt": "1+1", "answer": "2"}), "", json.dumps({"domain": "math"})]
+    with pytest.raises(DataError, match=r"rl\.jsonl: row 2 \(line 3\): .*answer"):
+        load_examples(_jsonl(tmp_path / "rl.jsonl", lines))
+
+
+def test_answers_keep_the_type_and_text_the_file_gave_them(tmp_path):
+    """A column of mixed types must not be unified: 5 beside 5.5 stays 5, and CSV's "007" stays a string."""
+    rows = [{"domain": "m", "prompt": "a", "answer": 5}, {"domain": "m", "prompt": "b", "answer": 5.5},
+            {"domain": "m", "prompt": "c", "answer": "x"}, {"domain": "m", "prompt": "d", "answer": [1, 2]}]
+    answers = [e["answer"] for e in load_examples(_jsonl(tmp_path / "rl.jsonl", [json.dumps(r) for r in rows]))]
+    assert answers == [5, 5.5, "x", [1, 2]] and type(answers[0]) is int
+    (tmp_path / "rl.csv").write_text("domain,prompt,answer,level,difficulty\nm,a,007,2,0.5\nm,b,3.10,,\n")
+    examples = load_examples(str(tmp_path / "rl.csv"))
+    assert [e["answer"] for e in examples] == ["007", "3.10"]
+    assert examples[0]["level"] == 2 and examples[0]["difficulty"] == 0.5 and "level" not in examples[1]
+
+
 def test_difficulty_out_of_range_is_rejected(tmp_path):
     row = {"domain": "math", "prompt": "1+1", "answer": "2", "difficulty": 1.5}
     with pytest.raises(DataError, match="row 1: difficulty"):

@@ -54,3 +54,36 @@ def test_rl_run_with_a_broken_verifier_stops_with_a_clear_error(choice_task):
     assert result.returncode == 2
     assert "100% of the rewards were verifier failures" in result.stderr
     assert "domain 'choice'" in result.stderr and "KeyError: 'bbox'" in result.stderr
+
+
+def returns_nan(completion, example):
+    return float("nan")  # e.g. a ratio over an empty ground truth
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_non_finite_reward_is_a_counted_failure_scored_at_the_floor(workers):
+    router = RewardRouter.from_config({"d": {"verifier": "tests.test_reward_failures:returns_nan", "min_reward": -1.0}},
+                                      workers=workers, memory_mb=None)  # the worker imports this module, torch too
+    try:
+        assert router.score(["x"] * 3, _examples(3)) == [-1.0, -1.0, -1.0]
+        assert router.failures()["d"] == 3
+        assert "non-finite reward" in router.last_failure["d"]
+    finally:
+        router.close()
+
+
+def test_a_group_with_a_non_finite_reward_is_refused_before_it_reaches_a_sampler():
+    from rlcs.curriculum.interface import GroupOutcome
+
+    with pytest.raises(ValueError, match="non-finite reward"):
+        GroupOutcome("e0", "d", [1.0, float("nan")], 1)
+
+
+def test_a_misspelt_verifier_keyword_is_refused_when_the_rewards_are_read():
+    from rewards.registry import RewardSpecError
+
+    with pytest.raises(RewardSpecError, match=r"rewards\.d\.terms\[1\]\.kwargs: exact does not take \['case_sensitiv'\]"
+                                              r".*it takes \['case_sensitive'\]"):
+        RewardRouter.from_config({"d": {"terms": [{"verifier": "math"},
+                                                  {"verifier": "exact", "kwargs": {"case_sensitiv": True}}]}})
+    RewardRouter.from_config({"d": {"verifier": "grounding", "kwargs": {"iou_threshold": 0.3}}})  # a real keyword

@@ -245,3 +245,29 @@ def test_engine_logprobs_line_up_with_the_loss_mask_and_their_gap_is_absolute():
     assert build_batch([plain], torch.zeros(1), 0, torch.device("cpu")).engine_logprobs is None
     # one that does gives a tensor even where a completion lacks them (all NaN): the same metrics everywhere
     assert torch.isnan(build_batch([plain], torch.zeros(1), 0, torch.device("cpu"), True).engine_logprobs).all()
+
+
+def test_rollout_positions_follow_the_gathered_order_when_shares_are_uneven():
+    """9 picks on 2 processes: 5 and 4 groups. Outcomes are gathered rank by rank, so process 1's first group
+    is position 5 of the step (not 4, which belongs to process 0's last)."""
+    from rlcs.engine import Completion
+    from rlcs.rl import rollout
+
+    class Engine:
+        def generate(self, prompts, n, params):
+            return [Completion(i, [1], [2], [1], text=p) for i, p in enumerate(prompts) for _ in range(n)]
+
+    class Router:
+        def score(self, texts, examples):
+            return [0.0] * len(texts)
+
+    picked = [{"id": f"e{i}", "domain": "d", "prompt": f"p{i}"} for i in range(9)]
+    original = rollout.example_request
+    rollout.example_request = lambda tokenizer, example: example["prompt"]
+    try:
+        shares = [rollout.rollout_round(picked, 3, Engine(), Router(), None, None, 2, rank, 2)[0] for rank in (0, 1)]
+    finally:
+        rollout.example_request = original
+    gathered = shares[0] + shares[1]
+    assert [g.position for g in gathered] == list(range(3, 12))
+    assert [g.example["id"] for g in gathered] == ["e0", "e2", "e4", "e6", "e8", "e1", "e3", "e5", "e7"]

@@ -188,3 +188,17 @@ def test_off_policy_epochs_mini_batches_and_kl_reference(choice_task):
     assert rows[-1]["train/kl_ref"] > 0  # the policy has moved away from the reference
     info = json.loads((out / "run_info.json").read_text())
     assert info["micro_batches_per_optimizer_step"] == 2  # 64 sequences / 2 mini-batches / 16
+
+
+def test_rl_data_smaller_than_a_batch_is_refused_and_every_process_leaves_cleanly(tmp_path, micro_model_dir):
+    """Under 2 ZeRO-3 processes: the error names the file and the setting, and each process exits with the
+    CLI's code 2 after leaving its process group (not killed at interpreter exit)."""
+    data = tmp_path / "three.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "domain": "choice", "prompt": f"Pick: (A) {i} (B) x",
+                                        "answer": "A"}) + "\n" for i in range(3)))
+    result = _run(["rl", "--config", "recipes/tiny/rl.yaml", f"output_dir={tmp_path / 'rl'}",
+                   f"model.path={micro_model_dir}", f"data.train={data}", "rl.batch_size=8", *RL_ARGS],
+                  launcher=zero3_launcher(29549), expect_failure=True)
+    output = result.stdout + result.stderr
+    assert f"{data}: 3 examples, fewer than rl.batch_size=8" in output
+    assert "terminate called" not in output and "SIGABRT" not in output and "exitcode  : 2" in output

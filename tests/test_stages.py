@@ -95,6 +95,17 @@ def test_launch_sh_rejects_unknown_arguments():
     assert result.returncode == 2 and "unknown argument '--bogus'" in result.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--stages", "pretrian,sft"], "unknown stage 'pretrian' in --stages"),
+    (["--stages", "sft", "sfy:train.max_steps=5"], "override 'sfy:train.max_steps=5' names no stage"),
+    (["recipes/glm4-9b", "--stages", "init,sft"], "names 'init', but recipes/glm4-9b/init.yaml does not exist"),
+])
+def test_launch_sh_refuses_a_misspelt_stage_before_running_anything(tmp_path, args, message):
+    result = subprocess.run(["./launch.sh", *args, "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and message in result.stderr and "==>" not in result.stdout
+
+
 def _path() -> str:
     """launch.sh calls `rlcs` and `accelerate`: make this interpreter's scripts visible."""
     return f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"
@@ -106,3 +117,20 @@ def test_attention_heads_that_do_not_share_kv_heads_evenly_are_refused_at_init(m
     with pytest.raises(ValueError, match=r"num_attention_heads \(2\) must be a multiple of num_key_value_heads \(4\)"):
         build_model("glm4", {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                              "num_key_value_heads": 4, "head_dim": 16, "intermediate_size": 64}, micro_tokenizer, 0)
+
+
+def test_a_capped_evaluation_leaves_gradient_accumulation_in_step_with_the_epochs(tmp_path, micro_model_dir, suite_dir):
+    """5 micro-batches per epoch at grad_accum 2: each epoch ends with a one-batch window, so step 3 closes
+    epoch 1 exactly. An evaluation cut short by eval_max_batches once left its loader registered with
+    accelerate, and from then on windows ran across epochs (step 3 at 1.2 epochs)."""
+    rows = [json.loads(line) for line in (suite_dir / "sft.jsonl").read_text().splitlines()]
+    (tmp_path / "five.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    out = tmp_path / "sft"
+    result = rlcs("sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={out}", f"model.path={micro_model_dir}",
+                  f"data.train={tmp_path / 'five.jsonl'}", f"data.eval={suite_dir / 'sft_eval.jsonl'}",
+                  "data.packing=false", "data.seq_len=256", "train.micro_batch_size=1", "train.grad_accum=2",
+                  "train.epochs=2", "train.max_steps=null", "train.log_every=1", "train.eval_every=1",
+                  "train.eval_max_batches=1", "logging.wandb=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = {row["step"]: row["train/epoch"] for row in read_metrics(out) if "train/epoch" in row}
+    assert epochs == {1: 0.4, 2: 0.8, 3: 1.0, 4: 1.4, 5: 1.8, 6: 2.0}

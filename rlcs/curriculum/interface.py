@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -35,6 +36,10 @@ class GroupOutcome:
     domain: str
     rewards: list[float]
     passes: int  # completions whose reward reached the pass threshold (the pass-rate evidence)
+
+    def __post_init__(self):
+        if not all(math.isfinite(r) for r in self.rewards):  # one NaN would poison the domain's posteriors
+            raise ValueError(f"group of {self.example_id!r}: non-finite reward in {self.rewards}")
 
     @property
     def informative(self) -> bool:

@@ -40,6 +40,9 @@ def rollout_round(picked: list[dict], offset: int, engine: GenerationEngine, rou
     scores = router.score([c.text for c in completions], [mine[c.prompt_index] for c in completions])
     seconds = time.time() - scoring_started
     G = group_size
-    groups = [Group(offset + rank * len(mine) + j, e, completions[j * G:(j + 1) * G], scores[j * G:(j + 1) * G])
+    # gathered outcomes list every process's groups in rank order, and shares differ by one when the
+    # sampler picks fewer than a multiple of the processes (a data set smaller than the rollout count)
+    before = sum(len(picked[r::world]) for r in range(rank))
+    groups = [Group(offset + before + j, e, completions[j * G:(j + 1) * G], scores[j * G:(j + 1) * G])
               for j, e in enumerate(mine)]
     return groups, seconds

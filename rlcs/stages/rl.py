@@ -25,7 +25,7 @@ from rlcs.checkpoint import save_model
 from rlcs.config import RLRecipe, dump_recipe
 from rlcs.curriculum.interface import GroupOutcome, carries_signal, state_digest
 from rlcs.curriculum.registry import build_sampler
-from rlcs.data import load_examples
+from rlcs.data import DataError, load_examples
 from rlcs.engine import SamplingParams, build_engine, greedy
 from rlcs.evaluate import metrics_from_records, score_eval
 from rlcs.housekeeping import RunHousekeeping
@@ -58,6 +58,9 @@ def run(recipe: RLRecipe) -> Path:
 
     processor = image_text_processor(recipe.model)  # for an image-text model: rows may carry images
     examples = load_examples(recipe.data.train, recipe.data.split, images=processor is not None)
+    if len(examples) < recipe.rl.batch_size:  # a short batch would let optimizer steps straddle RL steps
+        raise DataError(f"{recipe.data.train}: {len(examples)} examples, fewer than rl.batch_size="
+                        f"{recipe.rl.batch_size} (groups per optimizer batch); lower rl.batch_size or add data")
     eval_examples = _eval_subset(recipe, processor is not None)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
                                       examples + eval_examples, recipe.reward_workers.workers,
