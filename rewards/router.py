@@ -97,8 +97,9 @@ class RewardRouter:
                 # a NaN reward would pass as a score, poison the group's advantages and the curriculum's posteriors
                 outcome = Outcome(None, "error", f"returned a non-finite reward ({outcome.value})")
             if outcome.status != "ok":
-                counter = self.timeouts if outcome.status == "timeout" else self.errors
-                counter[example["domain"]] += 1
+                if not failed[i]:  # one failed reward however many of its terms failed: shares stay <= 1
+                    counter = self.timeouts if outcome.status == "timeout" else self.errors
+                    counter[example["domain"]] += 1
                 self.last_failure[example["domain"]] = f"{term.spec}: {outcome.status}: {outcome.message}"
                 log.warning("verifier %s for %s: %s on example %s: %s", term.spec, example["domain"],
                             outcome.status, example.get("id"), outcome.message)

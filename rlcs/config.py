@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -455,12 +456,29 @@ def _describe(error: dict, schema: type[BaseModel]) -> str:
 
 
 def _known_keys(schema: type[BaseModel], parent: list[str]) -> list[str]:
+    """The keys of the section at ``parent``, through optional sections (``model.lora``) and mappings of
+    sections (``rewards.<domain>``, where the domain is a key of the mapping, not a field)."""
     model: Any = schema
     for part in parent:
+        model = _section_type(model)
+        if typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+            continue
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         if field is None:
             return []
         model = field.annotation
+    model = _section_type(model)
     if not hasattr(model, "model_fields"):
         return []
     return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _section_type(annotation: Any) -> Any:
+    """``X | None`` -> ``X`` (the first section or mapping among a union's members); others unchanged."""
+    if hasattr(annotation, "model_fields") or typing.get_origin(annotation) is dict:
+        return annotation
+    for member in typing.get_args(annotation):
+        if hasattr(member, "model_fields") or typing.get_origin(member) is dict:
+            return member
+    return annotation

@@ -55,13 +55,16 @@ def metrics_from_records(records: Sequence[dict]) -> dict[str, float]:
 
 def recipe_router(recipe_path: str | Path, model: str, examples: Sequence[dict], data: str | None = None):
     """An RL recipe read for its rewards and rollout settings only (its own data files need not exist),
-    and the router of its verifiers, checked against ``examples``' domains: (recipe, router)."""
+    and the router of its verifiers, checked against ``examples``' domains, run as the RL stage runs them
+    (``reward_workers``: supervised processes, so a hanging verifier cannot hang scoring): (recipe, router)."""
     from rewards.router import RewardRouter
     from rlcs.config import RLRecipe, load_recipe
 
     overrides = [f"model.path={model}"] + ([f"data.train={data}", "data.eval=null"] if data else [])
     recipe = load_recipe(recipe_path, RLRecipe, overrides)
-    return recipe, RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples)
+    workers = recipe.reward_workers
+    return recipe, RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples,
+                                            workers.workers, workers.timeout_s, workers.memory_mb)
 
 
 def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer | None,
@@ -117,8 +120,15 @@ def main(args) -> int:
     processor = image_text_processor(config)
     examples = load_examples(args.data, images=processor is not None)[: args.limit]
     router = recipe_router(args.recipe, args.model, examples, data=args.data)[1] if args.recipe else None
-    metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,
-                                scorer=router.score if router else None, processor=processor)
+    try:
+        metrics, records = evaluate(model, tokenizer, examples, args.max_new_tokens, args.batch_size,
+                                    scorer=router.score if router else None, processor=processor)
+    finally:
+        if router is not None:
+            router.close()
+    if router is not None and router.failures():
+        print(f"warning: verifier failures, scored as the domain's min_reward: {dict(router.failures())} "
+              f"(last: {router.last_failure})")
     for name in ("accuracy", "exact") if router else ("exact",):
         title = {"accuracy": "verifier score (greedy)", "exact": "exact boxed answer (greedy)"}[name]
         print(f"{title}\n{format_table(metrics, name)}\n")

@@ -62,8 +62,15 @@ def main(args) -> int:
     engine = build_engine(recipe.rollout, model, tokenizer, accelerator, config, args.seed,
                           max_rows=max(args.batch_size * args.k, 1), processor=processor)
     evidence = recipe.sampler.rlcs.evidence
-    graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold, args.batch_size,
-                   evidence)
+    try:
+        graded = grade(engine, tokenizer, examples, router, args.k, params, recipe.rl.pass_threshold,
+                       args.batch_size, evidence)
+    finally:
+        router.close()
+    if router.failures():  # those completions count as the floor reward in the items' difficulty
+        print(f"warning: {sum(router.failures().values())} of {len(examples) * args.k} completions' verifiers "
+              f"failed and were scored as the domain's min_reward: {dict(router.failures())} "
+              f"(last: {router.last_failure})")
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
     write_jsonl(graded, out)
     mean = sum(g["difficulty"] for g in graded) / max(len(graded), 1)

@@ -97,3 +97,16 @@ def test_prior_by_is_set_from_the_command_line_and_builds_a_sampler_with_level_s
             for level in (1, 2) for i in range(3)]
     sampler = build_sampler(recipe.sampler, rows, 8, 0)
     assert [label[1] for label in sampler.strata] == [1, 2]
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("model.lora.rr=4", "model.lora.rr: unknown key (did you mean 'r'?)"),  # an optional section
+    ("rewards.choice.verifer=choice", "rewards.choice.verifer: unknown key (did you mean 'verifier'?)"),  # a mapping
+    ("rewards.choice.zzz=1", "rewards.choice.zzz: unknown key (valid keys: kwargs, min_reward, terms, verifier)"),
+])
+def test_unknown_keys_inside_optional_sections_and_mappings_get_their_hint(override, hint):
+    from rlcs.config import RLRecipe
+
+    with pytest.raises(RecipeError) as error:
+        load_recipe(str(Path(__file__).resolve().parents[1] / "recipes/tiny/rl.yaml"), RLRecipe, [override])
+    assert hint in str(error.value)

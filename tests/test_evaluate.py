@@ -1,5 +1,7 @@
 """Held-out scoring: the verifiers that give the RL reward, exact match beside them, pass@1 of samples."""
 
+from pathlib import Path
+
 import pytest
 
 from rewards.router import RewardRouter
@@ -81,3 +83,31 @@ def test_score_table_and_markdown_by_domain_and_level():
                        "eval/b/accuracy": 0.5, "eval/b/level1/accuracy": 0.5, "eval/accuracy": 0.5}
     table = format_table(metrics)
     assert "| a | 100% | 0% | 50% |" in table and "| b | 50% | nan% | 50% |" in table
+
+
+def hangs(completion, example):
+    import time
+
+    time.sleep(60)
+
+
+def test_held_out_scoring_runs_the_recipes_verifiers_in_supervised_workers(tmp_path, micro_model_dir):
+    """`rlcs eval --recipe` and `rlcs grade` score as the RL stage does: a hanging verifier times out."""
+    import time
+
+    import yaml
+
+    from rlcs.evaluate import recipe_router
+
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes/tiny/rl.yaml").read_text())
+    recipe["rewards"] = {"choice": {"verifier": "tests.test_evaluate:hangs"}}
+    recipe["reward_workers"] = {"workers": 1, "timeout_s": 1, "memory_mb": None}  # the worker imports torch
+    (tmp_path / "rl.yaml").write_text(yaml.safe_dump(recipe))
+    example = {"id": "q", "domain": "choice", "prompt": "A or B?", "answer": "A"}
+    _, router = recipe_router(tmp_path / "rl.yaml", str(micro_model_dir), [example])
+    try:
+        started = time.time()
+        assert router.score(["<answer>A</answer>"], [example]) == [0.0]
+        assert time.time() - started < 30 and router.timeouts["choice"] == 1
+    finally:
+        router.close()

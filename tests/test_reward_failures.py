@@ -87,3 +87,12 @@ def test_a_misspelt_verifier_keyword_is_refused_when_the_rewards_are_read():
         RewardRouter.from_config({"d": {"terms": [{"verifier": "math"},
                                                   {"verifier": "exact", "kwargs": {"case_sensitiv": True}}]}})
     RewardRouter.from_config({"d": {"verifier": "grounding", "kwargs": {"iou_threshold": 0.3}}})  # a real keyword
+
+
+def test_a_reward_whose_two_terms_fail_counts_once_so_max_share_1_turns_the_budget_off():
+    router = RewardRouter.from_config({"d": {"terms": [{"verifier": "tests.test_reward_failures:always_raises"},
+                                                       {"verifier": "tests.test_reward_failures:always_raises"}]}})
+    router.score(["x"] * 4, _examples(4))
+    assert router.failures()["d"] == 4
+    budget = FailureBudget(max_share=1.0, steps_in_row=1)
+    assert budget.check(router, 4, 1) == pytest.approx(1.0)  # at the share, not over it: no stop

@@ -134,3 +134,19 @@ def test_a_capped_evaluation_leaves_gradient_accumulation_in_step_with_the_epoch
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = {row["step"]: row["train/epoch"] for row in read_metrics(out) if "train/epoch" in row}
     assert epochs == {1: 0.4, 2: 0.8, 3: 1.0, 4: 1.4, 5: 1.8, 6: 2.0}
+
+
+def test_eval_conversations_longer_than_seq_len_are_counted_and_an_empty_eval_is_an_error(tmp_path, micro_model_dir,
+                                                                                          suite_dir):
+    short = json.loads((suite_dir / "sft.jsonl").read_text().splitlines()[0])
+    long = {**short, "response": short["response"] + " and so on" * 200}
+    common = ["sft", "--config", "recipes/tiny/sft.yaml", f"output_dir={tmp_path / 'sft'}",
+              f"model.path={micro_model_dir}", f"data.train={suite_dir / 'sft.jsonl'}", "data.seq_len=128",
+              "train.max_steps=1", "logging.wandb=false"]
+    (tmp_path / "mixed.jsonl").write_text(json.dumps(short) + "\n" + json.dumps(long) + "\n")
+    result = rlcs(*common, f"data.eval={tmp_path / 'mixed.jsonl'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"warning: 1 of {tmp_path / 'mixed.jsonl'}'s conversations are longer than data.seq_len=128" in result.stdout
+    (tmp_path / "long.jsonl").write_text(json.dumps(long) + "\n")
+    result = rlcs(*common, f"data.eval={tmp_path / 'long.jsonl'}")
+    assert result.returncode == 2 and "every conversation is longer than data.seq_len=128" in result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rlcs.chat import tokenize_conversation, tokenize_image_conversation
 from rlcs.config import SFTRecipe, dump_recipe
-from rlcs.data import load_sft_conversations
+from rlcs.data import DataError, load_sft_conversations
 from rlcs.lm_loop import train_causal_lm
 from rlcs.packing import pack_sequences, padded_rows
 from rlcs.runtime import image_text_processor, load_tokenizer, load_trainable_model, make_accelerator
@@ -37,9 +37,14 @@ def run(recipe: SFTRecipe) -> Path:
         return padded_rows(sequences, data.seq_len)
 
     train_rows, stats = rows(data.train)
-    if stats.dropped_too_long:
-        print(f"warning: {stats.dropped_too_long} of {data.train}'s conversations are longer than "
-              f"data.seq_len={data.seq_len} tokens and were skipped")
-    eval_rows = rows(data.eval)[0] if data.eval else None
+    eval_rows, eval_stats = rows(data.eval) if data.eval else (None, None)
+    for source, skipped in ((data.train, stats.dropped_too_long),
+                            (data.eval, eval_stats.dropped_too_long if eval_stats else 0)):
+        if skipped and accelerator.is_main_process:
+            print(f"warning: {skipped} of {source}'s conversations are longer than "
+                  f"data.seq_len={data.seq_len} tokens and were skipped")
+    if data.eval and not eval_rows:
+        raise DataError(f"{data.eval}: every conversation is longer than data.seq_len={data.seq_len} tokens, so "
+                        "there is nothing to evaluate; raise data.seq_len or set data.eval: null")
     model = load_trainable_model(recipe.model)
     return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats, processor)
