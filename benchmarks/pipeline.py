@@ -69,7 +69,7 @@ def main() -> None:
     config = ModelConfig(path=str(out / "sft" / "model"))
     processor = image_text_processor(config)
     examples = load_examples(str(REPO / data_dir / "eval.jsonl"), images=processor is not None)
-    recipe, router = recipe_router(REPO / args.recipe / "rl.yaml", config.path, examples)
+    recipe, router = recipe_router(REPO / args.recipe / "rl.yaml", config.path, examples, workers=0)
 
     def greedy_eval(model_dir: Path) -> tuple[dict[str, float], list[dict]]:
         stage_config = ModelConfig(path=str(model_dir))

@@ -38,7 +38,7 @@ def greedy_accuracy(model: str, examples: list[dict]) -> float:
     from rlcs.evaluate import evaluate, recipe_router
     from rlcs.runtime import load_model, load_tokenizer
 
-    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples)
+    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples, workers=0)
     config = ModelConfig(path=model)
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
                           show_progress=False, scorer=router.score)

@@ -48,7 +48,7 @@ def run_trl(model: str, data: str, steps: int, lr: float, seed: int, out: str) -
     from rlcs.evaluate import recipe_router
 
     examples = load_examples(data)
-    _, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples, data=data)
+    _, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples, data=data, workers=0)
     rows = [{"prompt": [{"role": "user", "content": e["prompt"]}], "answer": e["answer"], "domain": e["domain"]}
             for e in examples]
 
@@ -99,7 +99,7 @@ def held_out(model: str, examples: list[dict]) -> float:
     from rlcs.evaluate import evaluate, recipe_router
     from rlcs.runtime import load_model, load_tokenizer
 
-    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples)
+    recipe, router = recipe_router(REPO / "recipes/tiny/rl.yaml", model, examples, workers=0)
     config = ModelConfig(path=model)
     metrics, _ = evaluate(load_model(config), load_tokenizer(config), examples, recipe.train.eval_max_new_tokens,
                           show_progress=False, scorer=router.score)

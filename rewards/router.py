@@ -154,7 +154,7 @@ def _check_kwargs(fn: RewardFn, kwargs: dict, where: str, spec: str) -> None:
     """A misspelt keyword would fail every call as a verifier error, counted only once rollouts are scored;
     refuse it while the recipe is read."""
     try:
-        signature = inspect.signature(fn)
+        signature = inspect.signature(fn, follow_wrapped=False)  # a wrapper may take keywords of its own
     except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
         return
     try:

@@ -99,16 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(f"rlcs.stages.{module_name}").run(recipe)
     except (RecipeError, DataError, RewardSpecError, RewardFailures, NonFiniteLoss) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
         _leave_process_group()
+        return 2
+    _leave_process_group()
     return 0
 
 
 def _leave_process_group() -> None:
     """A stage that stops early (bad data, a failure budget, a non-finite loss) leaves before its run's
     ``end_training``; exiting with the process group alive can abort the interpreter's teardown
-    ('terminate called without an active exception') and turn a clear error into a signal."""
+    ('terminate called without an active exception') and turn a clear error into a signal. Only after
+    success and after these errors, which every process raises together (same data and recipe, collective
+    budget and guard): an error on one process alone must not wait here for peers stuck in a collective
+    (NCCL's destroy waits for them); it exits and the launcher stops the others."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -170,7 +170,7 @@ class FileRows(list):
 
 def _read_jsonl(path: Path) -> FileRows:
     rows, lines = [], []
-    with path.open() as handle:
+    with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -189,14 +189,16 @@ def _read_csv(path: Path) -> FileRows:
     """Every cell a string (an empty cell: absent); the row schemas convert numeric fields themselves."""
     import csv
 
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(handle)
         rows, lines = [], []
+        ended = 1  # the header's last line
         for row in reader:
+            start, ended = ended + 1, reader.line_num  # a quoted cell may span lines: name the first
             if None in row:
-                raise DataError(f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames)}")
+                raise DataError(f"{path}:{start}: more cells than the header's {len(reader.fieldnames)}")
             rows.append({key: value for key, value in row.items() if value not in ("", None)})
-            lines.append(reader.line_num)
+            lines.append(start)
     return FileRows(rows, lines)
 
 

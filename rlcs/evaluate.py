@@ -53,18 +53,21 @@ def metrics_from_records(records: Sequence[dict]) -> dict[str, float]:
     return metrics
 
 
-def recipe_router(recipe_path: str | Path, model: str, examples: Sequence[dict], data: str | None = None):
+def recipe_router(recipe_path: str | Path, model: str, examples: Sequence[dict], data: str | None = None,
+                  workers: int | None = None):
     """An RL recipe read for its rewards and rollout settings only (its own data files need not exist),
     and the router of its verifiers, checked against ``examples``' domains, run as the RL stage runs them
-    (``reward_workers``: supervised processes, so a hanging verifier cannot hang scoring): (recipe, router)."""
+    (``reward_workers``: supervised processes, so a hanging verifier cannot hang scoring; ``workers=0``
+    scores in this process, for scripts that build many routers): (recipe, router)."""
     from rewards.router import RewardRouter
     from rlcs.config import RLRecipe, load_recipe
 
     overrides = [f"model.path={model}"] + ([f"data.train={data}", "data.eval=null"] if data else [])
     recipe = load_recipe(recipe_path, RLRecipe, overrides)
-    workers = recipe.reward_workers
+    pool = recipe.reward_workers
     return recipe, RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()}, examples,
-                                            workers.workers, workers.timeout_s, workers.memory_mb)
+                                            pool.workers if workers is None else workers, pool.timeout_s,
+                                            pool.memory_mb)
 
 
 def score_eval(examples: Sequence[dict], greedy: Sequence[str], scorer: Scorer | None,

@@ -115,3 +115,10 @@ def test_duplicate_ids_name_both_rows(tmp_path):
                                                   '{"domain": "d", "prompt": "p", "answer": 1}'])
     with pytest.raises(DataError, match=r"rows 1 and 2 have the same domain and prompt"):
         load_examples(derived)
+
+
+def test_a_csv_saved_with_a_byte_order_mark_keeps_its_first_column(tmp_path):
+    """Spreadsheets write UTF-8 with a BOM: read plainly, the first header would be '\\ufeffid' and the
+    row's own id silently replaced by a content id."""
+    (tmp_path / "rl.csv").write_bytes("id,domain,prompt,answer\nq1,m,\"a, b\",1\n".encode("utf-8-sig"))
+    assert load_examples(str(tmp_path / "rl.csv")) == [{"id": "q1", "domain": "m", "prompt": "a, b", "answer": "1"}]

@@ -96,3 +96,21 @@ def test_a_reward_whose_two_terms_fail_counts_once_so_max_share_1_turns_the_budg
     assert router.failures()["d"] == 4
     budget = FailureBudget(max_share=1.0, steps_in_row=1)
     assert budget.check(router, 4, 1) == pytest.approx(1.0)  # at the share, not over it: no stop
+
+
+def test_a_wrapped_verifier_is_checked_against_the_wrapper_it_is_called_through():
+    import functools
+
+    from rewards.registry import RewardSpecError, register
+
+    def plain(completion, example):
+        return 1.0
+
+    @functools.wraps(plain)
+    def scaled(completion, example, scale=1.0):  # a decorator's own keyword
+        return scale * plain(completion, example)
+
+    register("test_scaled_verifier")(scaled)
+    RewardRouter.from_config({"d": {"verifier": "test_scaled_verifier", "kwargs": {"scale": 2.0}}})
+    with pytest.raises(RewardSpecError, match="does not take"):
+        RewardRouter.from_config({"d": {"verifier": "test_scaled_verifier", "kwargs": {"scal": 2.0}}})

@@ -58,9 +58,12 @@ def run(recipe: RLRecipe) -> Path:
 
     processor = image_text_processor(recipe.model)  # for an image-text model: rows may carry images
     examples = load_examples(recipe.data.train, recipe.data.split, images=processor is not None)
-    if len(examples) < recipe.rl.batch_size:  # a short batch would let optimizer steps straddle RL steps
+    if recipe.sampler.name == "rlcs" and len(examples) < recipe.rl.batch_size:
+        # rlcs picks each example at most once a step (uniform and dapo cycle through epochs): a short batch
+        # would let optimizer steps straddle RL steps
         raise DataError(f"{recipe.data.train}: {len(examples)} examples, fewer than rl.batch_size="
-                        f"{recipe.rl.batch_size} (groups per optimizer batch); lower rl.batch_size or add data")
+                        f"{recipe.rl.batch_size} (groups per optimizer batch), which the rlcs sampler needs; lower "
+                        "rl.batch_size or add data")
     eval_examples = _eval_subset(recipe, processor is not None)
     router = RewardRouter.from_config({d: e.model_dump() for d, e in recipe.rewards.items()},
                                       examples + eval_examples, recipe.reward_workers.workers,
