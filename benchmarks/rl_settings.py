@@ -37,6 +37,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "two-mini-batches": (["rl.mini_batches=2"], "two optimizer steps per rollout batch (half the batch each)"),
     "uniform": (["sampler.name=uniform"], "uniform sampling instead of the recipe's sampler"),
     "freeze-vision": (["model.freeze_vision=true"], "image-text models: the vision tower (ViT) kept fixed"),
+    "kl-0.04": (["rl.kl_coef=0.04"], "a k3 KL penalty to the start model, 0.04 (DeepSeekMath's GRPO; GLM: none)"),
 }
 
 

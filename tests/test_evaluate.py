@@ -1,5 +1,6 @@
 """Held-out scoring: the verifiers that give the RL reward, exact match beside them, pass@1 of samples."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,8 @@ def test_held_out_scoring_runs_the_recipes_verifiers_in_supervised_workers(tmp_p
     recipe["reward_workers"] = {"workers": 1, "timeout_s": 1, "memory_mb": None}  # the worker imports torch
     (tmp_path / "rl.yaml").write_text(yaml.safe_dump(recipe))
     example = {"id": "q", "domain": "choice", "prompt": "A or B?", "answer": "A"}
-    _, router = recipe_router(tmp_path / "rl.yaml", str(micro_model_dir), [example])
+    (tmp_path / "items.jsonl").write_text(json.dumps(example) + "\n")  # the recipe's own data need not exist
+    _, router = recipe_router(tmp_path / "rl.yaml", str(micro_model_dir), [example], data=str(tmp_path / "items.jsonl"))
     try:
         started = time.time()
         assert router.score(["<answer>A</answer>"], [example]) == [0.0]
