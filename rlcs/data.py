@@ -131,8 +131,8 @@ class Conversation:
 
 
 def load_rows(source: str, split: str = "train") -> datasets.Dataset | FileRows:
-    """Rows of a local file (by suffix) or a hub dataset (``split``): JSONL and CSV read here, value for value
-    (``FileRows``), JSON and parquet through ``datasets``."""
+    """Rows of a local file (by suffix) or a hub dataset (``split``): JSONL, JSON and CSV read here, value for
+    value (``FileRows``), parquet (typed columns) and hub datasets through ``datasets``."""
     path = Path(source).expanduser()
     builder = _BUILDERS.get(path.suffix)
     if builder is None and not path.exists():
@@ -146,6 +146,8 @@ def load_rows(source: str, split: str = "train") -> datasets.Dataset | FileRows:
         raise DataError(f"{source}: unsupported file type; use one of {sorted(_BUILDERS)}")
     if path.suffix == ".jsonl":
         return _read_jsonl(path)
+    if path.suffix == ".json":
+        return _read_json(path)
     if path.suffix == ".csv":
         return _read_csv(path)
     try:
@@ -155,7 +157,7 @@ def load_rows(source: str, split: str = "train") -> datasets.Dataset | FileRows:
 
 
 class FileRows(list):
-    """A local JSONL or CSV file's rows as plain dicts, each value as the file gave it. ``datasets`` would
+    """A local JSONL, JSON or CSV file's rows as plain dicts, each value as the file gave it. ``datasets`` would
     give every row of a column one Arrow type: JSON answers 5 and 5.5 came back as 5.0 and 5.5, and CSV's
     "007" as 7, which a verifier then scores as wrong. ``lines``: each row's line in the file."""
 
@@ -183,6 +185,20 @@ def _read_jsonl(path: Path) -> FileRows:
             rows.append(value)
             lines.append(line_number)
     return FileRows(rows, lines)
+
+
+def _read_json(path: Path) -> FileRows:
+    """A JSON array of row objects, or JSON lines under a .json name (both of which ``datasets`` reads)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return _read_jsonl(path)  # one object per line
+    if isinstance(value, dict):  # a single object is a one-line JSON-lines file
+        return FileRows([value], [1])
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise DataError(f"{path}: a .json data file must hold an array of row objects (or one object per line)")
+    return FileRows(value, list(range(1, len(value) + 1)))  # rows, not lines: the array has no line per row
 
 
 def _read_csv(path: Path) -> FileRows:

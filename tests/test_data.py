@@ -122,3 +122,14 @@ def test_a_csv_saved_with_a_byte_order_mark_keeps_its_first_column(tmp_path):
     row's own id silently replaced by a content id."""
     (tmp_path / "rl.csv").write_bytes("id,domain,prompt,answer\nq1,m,\"a, b\",1\n".encode("utf-8-sig"))
     assert load_examples(str(tmp_path / "rl.csv")) == [{"id": "q1", "domain": "m", "prompt": "a, b", "answer": "1"}]
+
+
+def test_a_json_file_is_read_as_an_array_of_rows_or_as_json_lines_keeping_types(tmp_path):
+    rows = [{"domain": "m", "prompt": "a", "answer": 5}, {"domain": "m", "prompt": "b", "answer": 5.5}]
+    (tmp_path / "array.json").write_text(json.dumps(rows))
+    (tmp_path / "lines.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("array.json", "lines.json"):
+        assert [e["answer"] for e in load_examples(str(tmp_path / name))] == [5, 5.5]
+    (tmp_path / "bad.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(DataError, match=r"bad\.json: a \.json data file must hold an array of row objects"):
+        load_examples(str(tmp_path / "bad.json"))
