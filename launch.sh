@@ -19,13 +19,14 @@ accelerate_config=recipes/accelerate/cpu.yaml
 accelerate_args=""
 out=""
 stages="data,init,pretrain,sft,rl"
+stages_given=""
 overrides=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --accelerate) accelerate_config=$2; shift 2 ;;
     --accelerate-args) accelerate_args=$2; shift 2 ;;
     --out) out=${2%/}; shift 2 ;;
-    --stages) stages=$2; shift 2 ;;
+    --stages) stages=$2; stages_given=1; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "launch.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -37,7 +38,7 @@ known_stages=" data init pretrain sft rl "
 for stage in ${stages//,/ }; do
   [[ $known_stages == *" $stage "* ]] || { echo "launch.sh: unknown stage '$stage' in --stages (stages:$known_stages)" >&2; exit 2; }
   # a stage named on purpose must have its recipe; by default, steps without a YAML are skipped
-  [[ $stages == "data,init,pretrain,sft,rl" || -f $recipe_dir/$stage.yaml ]] || \
+  [[ -z $stages_given || -f $recipe_dir/$stage.yaml ]] || \
     { echo "launch.sh: --stages names '$stage', but $recipe_dir/$stage.yaml does not exist" >&2; exit 2; }
 done
 for item in ${overrides[@]+"${overrides[@]}"}; do

@@ -42,9 +42,7 @@ def main() -> None:
     parser.add_argument("--section", default="image_reading", help="docs/benchmarks.md section (image_reading...)")
     parser.add_argument("overrides", nargs="*", help="`rlcs init` overrides (key=value): another model shape")
     args = parser.parse_args()
-    check_section(parser, args.section, "image_reading")
-    if args.overrides and args.section == "image_reading":
-        parser.error("overrides change the model: name a --section for the run, so image_reading's own table stays")
+    check_section(parser, args.section, "image_reading", args.overrides)
     if args.steps % args.probe_every or args.probe_every % LOG_EVERY:
         parser.error(f"--steps must be a multiple of --probe-every, and --probe-every of {LOG_EVERY} (the logging "
                      "interval, whose spread is reported at each probe)")

@@ -54,11 +54,14 @@ def write_section(name: str, markdown: str) -> None:
     print(f"wrote section '{name}' of {DOC}")
 
 
-def check_section(parser, name: str, base: str) -> None:
+def check_section(parser, name: str, base: str, overrides: list[str] = ()) -> None:
     """A benchmark's section is ``base`` or a variant named after it, so a variant run cannot overwrite another
-    benchmark's section (nor, via the name, write a file outside docs/)."""
+    benchmark's section (nor, via the name, write a file outside docs/); a run with ``overrides`` (another
+    recipe or model) must be a variant, so the benchmark's own table stays."""
     if not re.fullmatch(rf"{re.escape(base)}[a-z0-9_-]*", name):
         parser.error(f"--section must be {base} or start with it, so it cannot overwrite another benchmark's section")
+    if overrides and name == base:
+        parser.error(f"overrides change the run: name a --section for it, so {base}'s own table stays")
 
 
 def zero_variance_share(run_dir: Path, group_size: int) -> tuple[int, float]:

@@ -62,14 +62,13 @@ class RewardRouter:
             specs = entry.get("terms") or [{"verifier": entry.get("verifier"), "kwargs": entry.get("kwargs")}]
             terms = []
             for index, term in enumerate(specs):
+                where = f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else "")
                 try:
                     fn = get(term["verifier"])
                 except RewardSpecError as exc:
-                    where = f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else "")
                     raise RewardSpecError(f"{where}: {exc}") from None
                 kwargs = dict(term.get("kwargs") or {})
-                _check_kwargs(fn, kwargs, f"rewards.{domain}" + (f".terms[{index}]" if entry.get("terms") else ""),
-                              term["verifier"])
+                _check_kwargs(fn, kwargs, where, term["verifier"])
                 terms.append(Term(term["verifier"], fn, kwargs, float(term.get("weight", 1.0))))
             domains[domain] = DomainReward(terms, float(entry.get("min_reward", 0.0)))
         # by the function, not the spec: "rewards.code:code" or a file re-exporting it runs model code too
@@ -123,6 +122,14 @@ class RewardRouter:
     def failures(self) -> Counter:
         """Errors and timeouts so far, per domain."""
         return self.errors + self.timeouts
+
+    def failure_summary(self) -> str | None:
+        """One line for the end of offline scoring (``rlcs eval``, ``rlcs grade``); None without failures."""
+        failures = self.failures()
+        if not failures:
+            return None
+        return (f"{sum(failures.values())} verifier failures, scored as the domain's min_reward: {dict(failures)} "
+                f"(last: {self.last_failure})")
 
     def metrics(self) -> dict[str, float]:
         out = {}

@@ -129,9 +129,9 @@ def main(args) -> int:
     finally:
         if router is not None:
             router.close()
-    if router is not None and router.failures():
-        print(f"warning: verifier failures, scored as the domain's min_reward: {dict(router.failures())} "
-              f"(last: {router.last_failure})")
+    failed = router.failure_summary() if router is not None else None
+    if failed:
+        print(f"warning: {failed}")
     for name in ("accuracy", "exact") if router else ("exact",):
         title = {"accuracy": "verifier score (greedy)", "exact": "exact boxed answer (greedy)"}[name]
         print(f"{title}\n{format_table(metrics, name)}\n")

@@ -67,10 +67,9 @@ def main(args) -> int:
                        args.batch_size, evidence)
     finally:
         router.close()
-    if router.failures():  # those completions count as the floor reward in the items' difficulty
-        print(f"warning: {sum(router.failures().values())} of {len(examples) * args.k} completions' verifiers "
-              f"failed and were scored as the domain's min_reward: {dict(router.failures())} "
-              f"(last: {router.last_failure})")
+    failed = router.failure_summary()
+    if failed:  # those completions count as the floor reward in the items' difficulty
+        print(f"warning: of {len(examples) * args.k} completions, {failed}")
     out = Path(args.out or Path(args.data).with_name(Path(args.data).stem + "_graded.jsonl"))
     write_jsonl(graded, out)
     mean = sum(g["difficulty"] for g in graded) / max(len(graded), 1)

@@ -111,5 +111,7 @@ def test_held_out_scoring_runs_the_recipes_verifiers_in_supervised_workers(tmp_p
         started = time.time()
         assert router.score(["<answer>A</answer>"], [example]) == [0.0]
         assert time.time() - started < 30 and router.timeouts["choice"] == 1
+        assert router.failure_summary().startswith("1 verifier failures, scored as the domain's min_reward: "
+                                                   "{'choice': 1}")
     finally:
         router.close()

@@ -36,15 +36,19 @@ def run(recipe: SFTRecipe) -> Path:
             return pack_sequences(sequences, data.seq_len, tokenizer.pad_token_id)
         return padded_rows(sequences, data.seq_len)
 
-    train_rows, stats = rows(data.train)
-    eval_rows, eval_stats = rows(data.eval) if data.eval else (None, None)
-    for source, skipped in ((data.train, stats.dropped_too_long),
-                            (data.eval, eval_stats.dropped_too_long if eval_stats else 0)):
+    def warn_too_long(source: str, skipped: int) -> None:
         if skipped and accelerator.is_main_process:
             print(f"warning: {skipped} of {source}'s conversations are longer than "
                   f"data.seq_len={data.seq_len} tokens and were skipped")
-    if data.eval and not eval_rows:
-        raise DataError(f"{data.eval}: every conversation is longer than data.seq_len={data.seq_len} tokens, so "
-                        "there is nothing to evaluate; raise data.seq_len or set data.eval: null")
+
+    train_rows, stats = rows(data.train)
+    warn_too_long(data.train, stats.dropped_too_long)
+    eval_rows = None
+    if data.eval:
+        eval_rows, eval_stats = rows(data.eval)
+        warn_too_long(data.eval, eval_stats.dropped_too_long)
+        if not eval_rows:
+            raise DataError(f"{data.eval}: every conversation is longer than data.seq_len={data.seq_len} tokens, "
+                            "so there is nothing to evaluate; raise data.seq_len or set data.eval: null")
     model = load_trainable_model(recipe.model)
     return train_causal_lm(accelerator, recipe, "sft", model, tokenizer, train_rows, eval_rows, stats, processor)
