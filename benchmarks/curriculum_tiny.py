@@ -3,7 +3,7 @@
     pip install -e ".[bench]"
     python benchmarks/curriculum_tiny.py [--model outputs/tiny/sft/model] [--budget 2560] [--eval-every 10]
                                          [--seeds 3] [--eval-examples 200]
-                                         [--samplers uniform,dapo,rlcs,rlcs-level]
+                                         [--samplers uniform,dapo,rlcs,rlcs-level] [--train POOL.jsonl]
 
 --samplers picks the rows (uniform first: the others are measured against it);
 rlcs-level and rlcs-pass are rlcs with `prior_by: [level]` and `evidence: pass`.
@@ -13,7 +13,9 @@ Each sampler starts from the same SFT model with the same recipe
 held-out accuracy (greedy, scored by the domain verifiers; the recipe's eval
 subset) is measured every --eval-every steps. Seeds change the sampler's
 draws and the rollouts. Rollouts per step differ by design: rlcs expands,
-dapo regenerates.
+dapo regenerates. --train replaces the recipe's RL pool (data.train), e.g. with
+one drawn like the SFT set's level mix (`rlcs data ... 'rl_per_level={1: 1000, 2: 200, 3: 200, 4: 200}'`),
+where uniform spends most of its groups on items the model already solves.
 
 "Rollouts to uniform's final": the first evaluation at which a run's accuracy
 reaches the mean final accuracy of the uniform runs (linear interpolation
@@ -27,6 +29,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -54,22 +57,29 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     """(step, rollouts spent, held-out accuracy) at every evaluation."""
     if (out / "model" / "config.json").exists():  # finished runs are reused, if they are this one
         ran = yaml.safe_load((out / "recipe.yaml").read_text())
-        if (ran["model"]["path"], ran["train"]["max_rollouts"]) != (args.model, args.budget):
-            sys.exit(f"error: {out} holds a run from {ran['model']['path']} with a budget of "
-                     f"{ran['train']['max_rollouts']}, not {args.model} with {args.budget}: give another --out")
+        if (ran["model"]["path"], ran["train"]["max_rollouts"], ran["data"]["train"]) != (
+                args.model, args.budget, pool(args)):
+            sys.exit(f"error: {out} holds a run from {ran['model']['path']} on {ran['data']['train']} with a budget "
+                     f"of {ran['train']['max_rollouts']}, not {args.model} on {pool(args)} with {args.budget}: "
+                     f"give another --out")
     else:
         launch_rl([
             f"output_dir={out}",
             f"model.path={args.model}", *SAMPLER_ARGS.get(sampler, [f"sampler.name={sampler}"]), f"seed={seed}",
             f"train.max_rollouts={args.budget}",
             "train.steps=1000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
-            f"train.eval_max_examples={args.eval_examples}",
+            f"train.eval_max_examples={args.eval_examples}", f"data.train={pool(args)}",
             "logging.wandb=false",
         ])
     rows = read_metrics(out)
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
+
+
+def pool(args) -> str:
+    """The RL pool the runs train on: --train, or the recipe's."""
+    return args.train or yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["data"]["train"]
 
 
 def pick_shares(runs: list[Path], label_of: dict) -> dict:
@@ -116,10 +126,15 @@ def main() -> None:
     parser.add_argument("--section", default="curriculum_tiny",
                         help="docs/benchmarks.md section to write: another name keeps the main table, e.g. for "
                              "samplers compared from a model that RL has already trained")
+    parser.add_argument("--train", default=None, help="RL pool (JSONL) instead of the recipe's data.train")
     parser.add_argument("--samplers", default="uniform,dapo,rlcs,rlcs-level",
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
     check_section(parser, args.section, "curriculum_tiny")
+    if args.train and args.section == "curriculum_tiny":
+        parser.error("--train needs a --section of its own: the main table is on the recipe's pool")
+    if args.train and not (REPO / args.train).is_file():
+        parser.error(f"--train: no file {args.train}")
     samplers = args.samplers.split(",")
     if samplers[0] != "uniform" or not set(samplers) <= set(SAMPLERS) or len(set(samplers)) < len(samplers):
         parser.error(f"--samplers must start with uniform and name each of {', '.join(SAMPLERS)} at most once")
@@ -147,8 +162,7 @@ def main() -> None:
         mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
 
-    recipe = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())
-    rows = [json.loads(line) for line in (REPO / recipe["data"]["train"]).read_text().splitlines()]
+    rows = [json.loads(line) for line in (REPO / pool(args)).read_text().splitlines()]
     domain_of = {row["id"]: row["domain"] for row in rows}
     level_of = {row["id"]: row.get("level") or 0 for row in rows}  # 0: a row without a level
     domain_rows, level_rows = [], []
@@ -188,15 +202,19 @@ def main() -> None:
     curve_rows = "\n".join(f"| {name} | " + ", ".join(f"{r:.0f}: {a:.1%}" for r, a, _, _ in points) + " |"
                            for name, points in mean_curves.items())
     main_section = args.section == "curriculum_tiny"
-    elsewhere = "" if main_section else f" --out {args.out} --section {args.section}"
-    start = "" if main_section else f" (starting from `{args.model}`)"
+    elsewhere = ("" if main_section else f" --out {args.out} --section {args.section}") + (
+        f" --train {args.train}" if args.train else "")
+    start = "" if main_section else (f" (RL pool `{args.train}`)" if args.train else f" (starting from `{args.model}`)")
+    pool_counts = Counter(level_of[row["id"]] for row in rows)
+    pool_text = (f"the RL pool `{pool(args)}` ({len(rows)} prompts; by level: "
+                 + ", ".join(f"{k}: {pool_counts[k]}" for k in level_names) + ")")
     write_section(args.section, f"""
 ## Curriculum sampling on the tiny model: held-out accuracy against rollouts{start}
 
 Command: `python benchmarks/curriculum_tiny.py --model {args.model} --budget {args.budget}
 --eval-every {args.eval_every} --seeds {args.seeds} --eval-examples {args.eval_examples} --samplers {args.samplers}\
 {elsewhere}`
-(recipes/tiny/rl.yaml, the same start model for each
+(recipes/tiny/rl.yaml on {pool_text}, the same start model for each
 sampler, seeds {seeds}, each run stopped at {args.budget} completions). Held-out accuracy: greedy, scored
 by the domain verifiers, on the recipe's eval subset. Mean ± standard deviation over seeds.
 Machine: {machine()}.

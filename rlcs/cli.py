@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from rewards.registry import RewardSpecError
+from rewards.sandbox import SandboxUnavailable
 from rlcs.config import InitRecipe, PretrainRecipe, RecipeError, RLRecipe, SFTRecipe, SuiteRecipe, load_recipe
 from rlcs.data import DataError
 from rlcs.guards import NonFiniteLoss
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "model's image tokens are added from --image-patches (default: measured on data.train)")
     plan.add_argument("--image-patches", type=int, default=None,
                       help="image-text models: vision-tower patches per sequence (default: the largest among the "
-                           "data's rows, else 1024, a 448x448 image)")
+                           "data's rows; none when it has no images; 1024, a 448x448 image, when the data is not "
+                           "written yet or the processor cannot be loaded)")
     grade = commands.add_parser("grade",
                                 help="offline difficulty: mean clipped reward (or pass share) of k samples per example")
     grade.add_argument("--model", required=True, help="HF model directory or hub id")
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, DataError, RewardSpecError, RewardFailures, NonFiniteLoss) as exc:
         print(f"error: {exc}", file=sys.stderr)
         _leave_process_group()
+        return 2
+    except SandboxUnavailable as exc:  # a host without bubblewrap: maybe this one alone, so no collective teardown
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     _leave_process_group()
     return 0

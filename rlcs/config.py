@@ -326,7 +326,9 @@ class SuiteRecipe(Section):
     ]
     levels: list[int] = [1, 2, 3, 4]
     eval_per_level: int = Field(50, ge=1)
-    rl_per_level: int = Field(200, ge=0)
+    rl_per_level: StrictInt | dict[int, StrictInt] = Field(
+        200, description="RL prompts per domain and level: one count for every level, or level -> count (missing "
+        "levels: none); a pool drawn like the SFT set's level mix is the setting a curriculum is for")
     sft_per_level: StrictInt | dict[int, StrictInt] = Field(
         400, description="worked SFT rows per domain and level: one count for every level, or level -> count "
         "(missing levels: none)")
@@ -345,10 +347,11 @@ class SuiteRecipe(Section):
     def _per_level_counts(self) -> SuiteRecipe:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels repeat: {self.levels}")
-        for key, rows in (("sft_per_level", "worked SFT rows"), ("pretrain_images_per_level", "image captions")):
+        for key, rows in (("rl_per_level", "RL prompts"), ("sft_per_level", "worked SFT rows"),
+                          ("pretrain_images_per_level", "image captions")):
             if getattr(self, key) == {}:
                 raise ValueError(f"{key} is an empty mapping: no {rows} at any level; give a count per level, or 0")
-        for key in ("sft_per_level", "sft_unworked_per_level", "pretrain_images_per_level"):
+        for key in ("rl_per_level", "sft_per_level", "sft_unworked_per_level", "pretrain_images_per_level"):
             counts = self.counts_per_level(key)
             unknown = sorted(set(counts) - set(self.levels))
             if unknown:

@@ -546,3 +546,22 @@ def test_sandbox_processes_are_gone_when_a_run_returns():
     results = [run_python(ADD, ADD_TESTS), run_python("while True:\n    pass\n", ADD_TESTS, timeout_s=0.5)]
     assert [leftover_processes(r.run_id) for r in results] == [[], []]
 
+
+
+def test_a_code_recipe_without_bwrap_stops_the_cli_with_an_error_line_not_a_traceback(
+        no_bwrap, micro_model_dir, tmp_path, capsys):
+    import json
+
+    from rlcs import cli
+
+    data = tmp_path / "code.jsonl"
+    data.write_text(json.dumps({"id": "c1", "domain": "code", "prompt": "Write add.", "answer": "",
+                                "tests": ADD_TESTS}) + "\n")
+    recipe = tmp_path / "rl.yaml"
+    recipe.write_text(f"output_dir: {tmp_path / 'out'}\nmodel: {{path: {micro_model_dir}}}\ndata: {{train: {data}}}\n"
+                      "rewards:\n  code: {verifier: code}\n")
+    assert cli.main(["eval", "--model", str(micro_model_dir), "--data", str(data), "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "bwrap" in errors[0] and "allow_unsandboxed: true" in errors[0], err
+    assert "Traceback" not in err

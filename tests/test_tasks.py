@@ -244,3 +244,28 @@ def test_a_draw_that_runs_out_of_distinct_problems_is_reported(tmp_path, monkeyp
     note = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert len(note) == 1 and "sft arithmetic level 1: 2 of 5" in note[0]
     assert "counting" not in note[0] and "level 2" not in note[0]  # only the short draw is named
+
+
+def test_rl_prompts_per_level_mapping_draws_those_counts_and_a_single_count_is_the_same_mapping(tmp_path):
+    import json
+
+    from rlcs.config import SuiteRecipe, validate_recipe
+    from rlcs.stages import data as data_stage
+
+    def rl_rows(out, per_level):
+        recipe = validate_recipe(
+            {"output_dir": str(out), "seed": 5, "domains": ["arithmetic", "counting"], "eval_per_level": 2,
+             "rl_per_level": per_level, "sft_per_level": 1, "pretrain_per_level": 1}, SuiteRecipe)
+        data_stage.run(recipe)
+        return [json.loads(line) for line in (out / "rl.jsonl").read_text().splitlines()]
+
+    single = rl_rows(tmp_path / "single", 3)
+    assert single == rl_rows(tmp_path / "mapped-evenly", {1: 3, 2: 3, 3: 3, 4: 3})  # row for row, in order
+    skewed = rl_rows(tmp_path / "skewed", {1: 7, 3: 2})
+    counts = {(r["domain"], r["level"]) for r in skewed}
+    assert counts == {("arithmetic", 1), ("arithmetic", 3), ("counting", 1), ("counting", 3)}
+    assert sum(r["level"] == 1 for r in skewed) == 14 and sum(r["level"] == 3 for r in skewed) == 4
+    held_out = {json.loads(line)["id"] for line in (tmp_path / "skewed" / "eval.jsonl").read_text().splitlines()}
+    assert not held_out & {r["id"] for r in skewed}
+    with pytest.raises(Exception, match="rl_per_level names levels \\[5\\]"):
+        validate_recipe({"output_dir": str(tmp_path), "rl_per_level": {5: 1}}, SuiteRecipe)

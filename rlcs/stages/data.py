@@ -50,6 +50,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
         return sorted(rows, key=lambda p: recipe.domains.index(p.domain))
 
     sft_counts = recipe.counts_per_level("sft_per_level")
+    rl_counts = recipe.counts_per_level("rl_per_level")
 
     caption_counts = recipe.counts_per_level("pretrain_images_per_level")
     if any(caption_counts.values()) and not image_domains:
@@ -58,7 +59,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
                          f"{recipe.domains} has none of {list(visual.VISUAL_DOMAINS)}")
     held_out = draw(recipe.eval_per_level, "eval", set())
     held_out_ids = {p.id for p in held_out}
-    rl = draw(recipe.rl_per_level, "rl", held_out_ids)
+    rl = draw_per_level(draw, rl_counts, "rl", held_out_ids)
     sft = draw_per_level(draw, sft_counts, "sft", held_out_ids)
     pretrain = draw(recipe.pretrain_per_level, "pretrain", held_out_ids)
     drill_rng = random.Random(f"{recipe.seed}:drills")
@@ -81,7 +82,7 @@ def run(recipe: SuiteRecipe) -> dict[str, int]:
     if image_domains:
         image_held_out = draw_images(recipe.eval_per_level, "eval", set())
         exclude = {p.id for p in image_held_out}
-        image_rl = draw_images(recipe.rl_per_level, "rl", exclude)
+        image_rl = draw_per_level(draw_images, rl_counts, "rl", exclude)
         image_sft = draw_per_level(draw_images, sft_counts, "sft", exclude)
         # one count for every level draws over ``levels`` in their order, as it always has
         image_pretrain = (draw_images(recipe.pretrain_images_per_level, "pretrain", exclude)
