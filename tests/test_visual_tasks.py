@@ -188,3 +188,27 @@ def test_caption_documents_per_level(tmp_path):
     # no image domain: a mapping of zeros asks for nothing, as 0 does
     text_only = {**base, "domains": ["arithmetic"], "output_dir": str(tmp_path / "text")}
     data_stage.run(validate_recipe({**text_only, "pretrain_images_per_level": {1: 0}}, SuiteRecipe))
+
+
+def test_caption_ranking_candidates_hold_every_level_one_answer():
+    """benchmarks/caption_ranking.py ranks a level-1 caption against every box a lone shape can have and every
+    two-digit text: the true answer must be among them, or the benchmark measures nothing."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("caption_ranking", root / "benchmarks" / "caption_ranking.py")
+        ranking = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ranking)
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    rng = random.Random(11)
+    for _ in range(200):
+        for domain in ("grounding", "ocr"):
+            problem = make_visual(domain, 1, rng)
+            options = ranking.candidates(domain, problem.caption, problem.image.size)
+            assert options.count(problem.caption) == 1
+            assert ranking.answer_of(problem.caption) == problem.answer
