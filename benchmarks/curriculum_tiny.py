@@ -6,7 +6,7 @@
                                          [--samplers uniform,dapo,rlcs,rlcs-level] [--train POOL.jsonl]
 
 --samplers picks the rows (uniform first: the others are measured against it);
-rlcs-level and rlcs-pass are rlcs with `prior_by: [level]` and `evidence: pass`.
+rlcs-level, rlcs-pass and rlcs-noexp are rlcs with `prior_by: [level]`, `evidence: pass` and `max_expansion: 1`.
 
 Each sampler starts from the same SFT model with the same recipe
 (recipes/tiny/rl.yaml) and stops once it has generated --budget completions;
@@ -40,16 +40,22 @@ from report import check_section, launch_rl, machine, mean_sd, write_section, ze
 from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-level", "rlcs-pass")
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-level", "rlcs-pass", "rlcs-noexp", "rlcs-level-noexp")
 # variants of the recipe's rlcs: a prior per domain and level (`prior_by: [level]`), and full passes only as
 # evidence (the rule before partial credit counted)
 SAMPLER_ARGS = {"rlcs-level": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]"],
-                "rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"]}
+                "rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"],
+                "rlcs-noexp": ["sampler.name=rlcs", "sampler.rlcs.max_expansion=1"],
+                "rlcs-level-noexp": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]",
+                                     "sampler.rlcs.max_expansion=1"]}
 VARIANTS = {
     "rlcs": "`rlcs` is the recipe's sampler (one prior per domain)",
     "rlcs-level": "`rlcs-level` is rlcs with one prior per domain and level (`sampler.rlcs.prior_by=[level]`)",
     "rlcs-pass": "`rlcs-pass` counts full passes only (`sampler.rlcs.evidence=pass`, the rule before partial "
                  "credit counted)",
+    "rlcs-noexp": "`rlcs-noexp` rolls out the batch and no more (`sampler.rlcs.max_expansion=1`): it ranks and "
+                  "drops as rlcs does, but never pays for extra groups to replace uninformative ones",
+    "rlcs-level-noexp": "`rlcs-level-noexp` is both (`prior_by=[level]`, `max_expansion=1`)",
 }
 
 
@@ -144,7 +150,7 @@ def main() -> None:
     group_size = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["rollout"]["group_size"]
 
     uniform_final = statistics.mean(curves[("uniform", s)][-1][2] for s in seeds)
-    lines, mean_curves = [], {}
+    lines, mean_curves, step_curves = [], {}, {}
     for name in samplers:
         runs = [curves[(name, s)] for s in seeds]
         start = [c[0][2] for c in runs]
@@ -161,6 +167,10 @@ def main() -> None:
         length = min(len(c) for c in runs)
         mean_curves[name] = [(statistics.mean(c[i][1] for c in runs), statistics.mean(c[i][2] for c in runs),
                               min(c[i][2] for c in runs), max(c[i][2] for c in runs)) for i in range(length)]
+        # accuracy by optimizer step: samplers that roll out more per step (expansion, regeneration) take fewer
+        common = set.intersection(*({step for step, _, _ in c} for c in runs))
+        step_curves[name] = [(step, statistics.mean(a for c in runs for k, _, a in c if k == step))
+                             for step in sorted(common)]
 
     rows = [json.loads(line) for line in (REPO / pool(args)).read_text().splitlines()]
     domain_of = {row["id"]: row["domain"] for row in rows}
@@ -199,6 +209,8 @@ def main() -> None:
         plot = f"\n![accuracy against rollouts, mean and min-max over seeds]({args.section}.png)\n"
     except ImportError:
         plot = "\n(matplotlib not installed: no plot)\n"
+    step_rows = "\n".join(f"| {name} | " + ", ".join(f"{k}: {a:.1%}" for k, a in points) + " |"
+                          for name, points in step_curves.items())
     curve_rows = "\n".join(f"| {name} | " + ", ".join(f"{r:.0f}: {a:.1%}" for r, a, _, _ in points) + " |"
                            for name, points in mean_curves.items())
     main_section = args.section == "curriculum_tiny"
@@ -241,6 +253,12 @@ Mean accuracy by mean rollouts spent (rollouts: accuracy):
 | sampler | curve |
 |---|---|
 {curve_rows}
+
+Mean accuracy by optimizer step (steps every seed reached; step: accuracy):
+
+| sampler | curve |
+|---|---|
+{step_rows}
 {plot}""")
 
 
