@@ -22,6 +22,7 @@ from itertools import product
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from image_spread import caption_batch  # noqa: E402
 from report import check_section, machine, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +34,9 @@ DEFAULT_MODELS = ("pretrain=outputs/bench-pipeline-tiny-vl/pretrain/model,"
 def lone_shape_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
     """Every box a level-1 grounding shape (one shape, no distractors) can have in a width x height image,
     in 0-1000 coordinates: the cells rlcs.tasks.visual lays one shape into."""
-    from rlcs.tasks.visual import _normalise
+    from rlcs.tasks.visual import cell_grid, normalise_box, shape_box
 
-    side = max(8, min(width, height) // 2)
-    pad = max(1, side // 6)
-    cells = [(c * side, r * side) for r in range(max(1, height // side)) for c in range(max(1, width // side))]
-    return [_normalise((x + pad, y + pad, x + side - pad, y + side - pad), (width, height)) for x, y in cells]
+    return [normalise_box(shape_box(cell), (width, height)) for cell in cell_grid(width, height, 1)]
 
 
 def candidates(domain: str, caption: str, size: tuple[int, int]) -> list[str]:
@@ -62,11 +60,8 @@ def rank_captions(model_dir: Path, data: Path, items: int) -> dict[str, tuple[in
     import torch
     from PIL import Image
 
-    from rlcs.chat import tokenize_image_document
     from rlcs.config import ModelConfig
-    from rlcs.packing import collate, padded_rows
     from rlcs.runtime import load_model, load_processor
-    from rlcs.vision import pixel_inputs
 
     config = ModelConfig(path=str(model_dir))
     model, processor = load_model(config).eval(), load_processor(config)
@@ -75,9 +70,7 @@ def rank_captions(model_dir: Path, data: Path, items: int) -> dict[str, tuple[in
     captions = [json.loads(line) for line in (data / "pretrain_eval.jsonl").read_text().splitlines()]
 
     def summed_loss(text: str, image: str) -> float:
-        sequence = tokenize_image_document(processor, text, [str(data / image)])
-        rows, _ = padded_rows([sequence], seq_len=len(sequence.input_ids))
-        batch = collate(rows, processor.tokenizer.pad_token_id, load_pixels=pixel_inputs(processor))
+        batch = caption_batch(processor, text, data / image)
         predicted = int((batch["labels"][:, 1:] != -100).sum())
         with torch.no_grad():
             return model(**batch).loss.item() * predicted

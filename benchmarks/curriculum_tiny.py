@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import check_section, launch_rl, machine, mean_sd, write_section, zero_variance_share  # noqa: E402
+from report import TINY_RL, check_section, launch_rl, machine, mean_sd, write_section, zero_variance_share  # noqa: E402
 
 from rlcs.metrics import read_metrics  # noqa: E402
 
@@ -64,9 +64,9 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
     if (out / "model" / "config.json").exists():  # finished runs are reused, if they are this one
         ran = yaml.safe_load((out / "recipe.yaml").read_text())
         if (ran["model"]["path"], ran["train"]["max_rollouts"], ran["data"]["train"]) != (
-                args.model, args.budget, pool(args)):
+                args.model, args.budget, args.pool):
             sys.exit(f"error: {out} holds a run from {ran['model']['path']} on {ran['data']['train']} with a budget "
-                     f"of {ran['train']['max_rollouts']}, not {args.model} on {pool(args)} with {args.budget}: "
+                     f"of {ran['train']['max_rollouts']}, not {args.model} on {args.pool} with {args.budget}: "
                      f"give another --out")
     else:
         launch_rl([
@@ -74,18 +74,13 @@ def run(sampler: str, seed: int, args, out: Path) -> list[tuple[int, int, float]
             f"model.path={args.model}", *SAMPLER_ARGS.get(sampler, [f"sampler.name={sampler}"]), f"seed={seed}",
             f"train.max_rollouts={args.budget}",
             "train.steps=1000", f"train.eval_every={args.eval_every}", "train.eval_samples=0", "train.resume=never",
-            f"train.eval_max_examples={args.eval_examples}", f"data.train={pool(args)}",
+            f"train.eval_max_examples={args.eval_examples}", f"data.train={args.pool}",
             "logging.wandb=false",
         ])
     rows = read_metrics(out)
     spent = {r["step"]: r["rollout/rollouts_total"] for r in rows if "rollout/rollouts_total" in r}
     spent[0] = 0
     return [(r["step"], spent.get(r["step"], 0), r["eval/accuracy"]) for r in rows if "eval/accuracy" in r]
-
-
-def pool(args) -> str:
-    """The RL pool the runs train on: --train, or the recipe's."""
-    return args.train or yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["data"]["train"]
 
 
 def pick_shares(runs: list[Path], label_of: dict) -> dict:
@@ -137,6 +132,8 @@ def main() -> None:
                         help=f"comma-separated, uniform first; known: {', '.join(SAMPLERS)}")
     args = parser.parse_args()
     check_section(parser, args.section, "curriculum_tiny")
+    recipe = yaml.safe_load(TINY_RL.read_text())
+    args.pool = args.train or recipe["data"]["train"]  # the RL pool every run trains on
     if args.train and args.section == "curriculum_tiny":
         parser.error("--train needs a --section of its own: the main table is on the recipe's pool")
     if args.train and not (REPO / args.train).is_file():
@@ -147,7 +144,7 @@ def main() -> None:
     out = REPO / args.out
     seeds = list(range(args.seeds))
     curves = {(name, seed): run(name, seed, args, out / f"{name}-seed{seed}") for name in samplers for seed in seeds}
-    group_size = yaml.safe_load((REPO / "recipes/tiny/rl.yaml").read_text())["rollout"]["group_size"]
+    group_size = recipe["rollout"]["group_size"]
 
     uniform_final = statistics.mean(curves[("uniform", s)][-1][2] for s in seeds)
     lines, mean_curves, step_curves = [], {}, {}
@@ -172,7 +169,7 @@ def main() -> None:
         step_curves[name] = [(step, statistics.mean(a for c in runs for k, _, a in c if k == step))
                              for step in sorted(common)]
 
-    rows = [json.loads(line) for line in (REPO / pool(args)).read_text().splitlines()]
+    rows = [json.loads(line) for line in (REPO / args.pool).read_text().splitlines()]
     domain_of = {row["id"]: row["domain"] for row in rows}
     level_of = {row["id"]: row.get("level") or 0 for row in rows}  # 0: a row without a level
     domain_rows, level_rows = [], []
@@ -218,7 +215,7 @@ def main() -> None:
         f" --train {args.train}" if args.train else "")
     start = "" if main_section else (f" (RL pool `{args.train}`)" if args.train else f" (starting from `{args.model}`)")
     pool_counts = Counter(level_of[row["id"]] for row in rows)
-    pool_text = (f"the RL pool `{pool(args)}` ({len(rows)} prompts; by level: "
+    pool_text = (f"the RL pool `{args.pool}` ({len(rows)} prompts; by level: "
                  + ", ".join(f"{k}: {pool_counts[k]}" for k in level_names) + ")")
     write_section(args.section, f"""
 ## Curriculum sampling on the tiny model: held-out accuracy against rollouts{start}

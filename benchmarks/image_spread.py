@@ -52,6 +52,18 @@ def rlcs(*args: str) -> None:
                    env={**os.environ, "WANDB_MODE": "disabled"})
 
 
+def caption_batch(processor, text: str, image: Path) -> dict:
+    """One image-caption document as the model's batch of one, labels on the caption's tokens (as pretraining
+    trains it)."""
+    from rlcs.chat import tokenize_image_document
+    from rlcs.packing import collate, padded_rows
+    from rlcs.vision import pixel_inputs
+
+    sequence = tokenize_image_document(processor, text, [str(image)])
+    rows, _ = padded_rows([sequence], seq_len=len(sequence.input_ids))
+    return collate(rows, processor.tokenizer.pad_token_id, load_pixels=pixel_inputs(processor))
+
+
 def caption_loss_own_and_swapped(model_dir: Path, data: Path, per_domain: int = 16) -> dict[str, tuple[float, float]]:
     """Per image domain: the mean held-out caption loss given each caption's own image, and given the next
     caption's image (same domain). Equal losses: the decoder does not use the image."""
@@ -59,11 +71,8 @@ def caption_loss_own_and_swapped(model_dir: Path, data: Path, per_domain: int = 
 
     import torch
 
-    from rlcs.chat import tokenize_image_document
     from rlcs.config import ModelConfig
-    from rlcs.packing import collate, padded_rows
     from rlcs.runtime import load_model, load_processor
-    from rlcs.vision import pixel_inputs
 
     config = ModelConfig(path=str(model_dir))
     model, processor = load_model(config).eval(), load_processor(config)
@@ -75,9 +84,7 @@ def caption_loss_own_and_swapped(model_dir: Path, data: Path, per_domain: int = 
         losses = {"own": 0.0, "swapped": 0.0}
         for i, row in enumerate(mine):
             for kind, image in (("own", row["images"][0]), ("swapped", mine[(i + 1) % len(mine)]["images"][0])):
-                sequence = tokenize_image_document(processor, row["text"], [str(data / image)])
-                rows_of_one, _ = padded_rows([sequence], seq_len=len(sequence.input_ids))
-                batch = collate(rows_of_one, processor.tokenizer.pad_token_id, load_pixels=pixel_inputs(processor))
+                batch = caption_batch(processor, row["text"], data / image)
                 with torch.no_grad():
                     losses[kind] += model(**batch).loss.item() / len(mine)
         result[domain] = (losses["own"], losses["swapped"])

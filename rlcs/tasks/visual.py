@@ -65,21 +65,30 @@ def image_size(rng: random.Random) -> tuple[int, int]:
     return rng.choice(SHAPES_OF_IMAGE[:5])
 
 
-def _slots(width: int, height: int, count: int, rng: random.Random) -> list[tuple[int, int, int]]:
-    """``count`` non-overlapping square cells (x, y, side) laid along the image's longer side first."""
+def cell_grid(width: int, height: int, count: int) -> list[tuple[int, int, int]]:
+    """Every square cell (x, y, side) a drawing of ``count`` shapes lays them into, in reading order."""
     side = max(8, min(width, height) // 2) if count <= 2 else max(8, min(width, height, max(width, height) // count))
     columns, rows = max(1, width // side), max(1, height // side)
-    cells = [(c * side, r * side) for r in range(rows) for c in range(columns)]
+    return [(c * side, r * side, side) for r in range(rows) for c in range(columns)]
+
+
+def _slots(width: int, height: int, count: int, rng: random.Random) -> list[tuple[int, int, int]]:
+    """``count`` non-overlapping square cells (x, y, side) laid along the image's longer side first."""
+    cells = cell_grid(width, height, count)
     if len(cells) < count:
         raise ValueError(f"a {width}x{height} image has room for {len(cells)} shapes, not {count}")
-    chosen = rng.sample(cells, count)
-    return [(x, y, side) for x, y in chosen]
+    return rng.sample(cells, count)
+
+
+def shape_box(cell: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """The pixel box of the shape drawn in ``cell``: the cell less a margin."""
+    x, y, side = cell
+    pad = max(1, side // 6)
+    return (x + pad, y + pad, x + side - pad, y + side - pad)
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cell: tuple[int, int, int], colour: tuple[int, int, int]):
-    x, y, side = cell
-    pad = max(1, side // 6)
-    box = (x + pad, y + pad, x + side - pad, y + side - pad)
+    box = shape_box(cell)
     (draw.ellipse if kind == "circle" else draw.rectangle)(box, fill=colour)
     return box
 
@@ -170,7 +179,7 @@ def make_grounding(rng: random.Random, level: int) -> VisualProblem:
     for _ in cells[1:]:  # kind, then colour, per distractor: the draw order the held-out items were made with
         kinds.append(rng.choice(["circle", "square"]))
         colours.append(rng.choice(others))
-    boxes = [_normalise(_draw_shape(draw, kind, cell, COLOURS[colour]), image.size)
+    boxes = [normalise_box(_draw_shape(draw, kind, cell, COLOURS[colour]), image.size)
              for colour, kind, cell in zip(colours, kinds, cells)]
     caption = " ".join(f"A {colours[i]} {kinds[i]} at [{', '.join(map(str, boxes[i]))}]."
                        for i in _reading_order(cells))
@@ -181,7 +190,7 @@ def make_grounding(rng: random.Random, level: int) -> VisualProblem:
                          caption)
 
 
-def _normalise(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+def normalise_box(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Pixel box -> GLM-4.1V's integer coordinates in 0..1000 of the image's width and height."""
     width, height = size
     x1, y1, x2, y2 = box
