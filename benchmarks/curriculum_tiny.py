@@ -6,7 +6,8 @@
                                          [--samplers uniform,dapo,rlcs,rlcs-level] [--train POOL.jsonl]
 
 --samplers picks the rows (uniform first: the others are measured against it);
-rlcs-level, rlcs-pass and rlcs-noexp are rlcs with `prior_by: [level]`, `evidence: pass` and `max_expansion: 1`.
+rlcs-level, rlcs-pass and rlcs-noexp are rlcs with `prior_by: [level]`, `evidence: pass` and `max_expansion: 1`;
+rlcs-level-stratum adds `unseen_draw: stratum` to rlcs-level.
 
 Each sampler starts from the same SFT model with the same recipe
 (recipes/tiny/rl.yaml) and stops once it has generated --budget completions;
@@ -15,7 +16,8 @@ subset) is measured every --eval-every steps. Seeds change the sampler's
 draws and the rollouts. Rollouts per step differ by design: rlcs expands,
 dapo regenerates. --train replaces the recipe's RL pool (data.train), e.g. with
 one drawn like the SFT set's level mix (`rlcs data ... 'rl_per_level={1: 1000, 2: 200, 3: 200, 4: 200}'`),
-where uniform spends most of its groups on items the model already solves.
+where uniform spends most of its groups on items the model already solves, or one with level 1 thirty times
+the others (`'rl_per_level={1: 3000, 2: 100, 3: 100, 4: 100}'`), where half of uniform's groups carry no signal.
 
 "Rollouts to uniform's final": the first evaluation at which a run's accuracy
 reaches the mean final accuracy of the uniform runs (linear interpolation
@@ -40,14 +42,17 @@ from report import TINY_RL, check_section, launch_rl, machine, mean_sd, write_se
 from rlcs.metrics import read_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-level", "rlcs-pass", "rlcs-noexp", "rlcs-level-noexp")
-# variants of the recipe's rlcs: a prior per domain and level (`prior_by: [level]`), and full passes only as
-# evidence (the rule before partial credit counted)
+SAMPLERS = ("uniform", "dapo", "rlcs", "rlcs-level", "rlcs-pass", "rlcs-noexp", "rlcs-level-noexp",
+            "rlcs-level-stratum")
+# variants of the recipe's rlcs: a prior per domain and level (`prior_by: [level]`), full passes only as
+# evidence (the rule before partial credit counted), no expansion, one draw per level for unseen items
 SAMPLER_ARGS = {"rlcs-level": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]"],
                 "rlcs-pass": ["sampler.name=rlcs", "sampler.rlcs.evidence=pass"],
                 "rlcs-noexp": ["sampler.name=rlcs", "sampler.rlcs.max_expansion=1"],
                 "rlcs-level-noexp": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]",
-                                     "sampler.rlcs.max_expansion=1"]}
+                                     "sampler.rlcs.max_expansion=1"],
+                "rlcs-level-stratum": ["sampler.name=rlcs", "sampler.rlcs.prior_by=[level]",
+                                       "sampler.rlcs.unseen_draw=stratum"]}
 VARIANTS = {
     "rlcs": "`rlcs` is the recipe's sampler (one prior per domain)",
     "rlcs-level": "`rlcs-level` is rlcs with one prior per domain and level (`sampler.rlcs.prior_by=[level]`)",
@@ -56,6 +61,9 @@ VARIANTS = {
     "rlcs-noexp": "`rlcs-noexp` rolls out the batch and no more (`sampler.rlcs.max_expansion=1`): it ranks and "
                   "drops as rlcs does, but never pays for extra groups to replace uninformative ones",
     "rlcs-level-noexp": "`rlcs-level-noexp` is both (`prior_by=[level]`, `max_expansion=1`)",
+    "rlcs-level-stratum": "`rlcs-level-stratum` is rlcs-level with one Thompson draw per level shared by its "
+                          "unseen items (`sampler.rlcs.unseen_draw=stratum`), so a level's size does not buy "
+                          "it the top of the ranking",
 }
 
 

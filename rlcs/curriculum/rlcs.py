@@ -64,6 +64,10 @@ class RLCSOptions(SamplerOptions):
     stratum_shrinkage: float = Field(4.0, ge=2, description="first looks' worth of the domain's prior that a "
                                      "stratum's prior starts from (sampler.rlcs.prior_by); at least 2, the "
                                      "looks a beta-binomial fit needs")
+    unseen_draw: Literal["item", "stratum"] = Field("item", description="Thompson draws for items never "
+                                                    "rolled out: 'item', one per item; 'stratum', one per "
+                                                    "stratum (prior_by) shared by its unseen items, so a "
+                                                    "stratum's size does not buy it the top of the ranking")
     evidence: Literal["reward", "pass"] = Field("reward", description="what one rollout adds to its item's "
                                                 "posterior: 'reward', its reward clipped to [0, 1] (partial "
                                                 "credit is that share of a pass; 0/1 rewards give the same as "
@@ -157,9 +161,7 @@ class RLCSSampler:
         domain is fitted an offline difficulty stands alone."""
         strength = self.config.prior_strength
         fitted = self.stratum_priors()
-        unfitted_prior = [maths.prior_params(self.domain_pass_rate[s[0]], strength) for s in self.strata]
-        a_by_stratum = np.array([(f or u)[0] for f, u in zip(fitted, unfitted_prior)])
-        b_by_stratum = np.array([(f or u)[1] for f, u in zip(fitted, unfitted_prior)])
+        a_by_stratum, b_by_stratum = self._stratum_params(fitted)
         a0, b0 = a_by_stratum[self.stratum_of], b_by_stratum[self.stratum_of]
         offline = ~np.isnan(self.offline)
         if offline.any():
@@ -168,6 +170,13 @@ class RLCSSampler:
             a0 = np.where(offline, np.where(domain_fitted, a0, 0.0) + offline_a, a0)
             b0 = np.where(offline, np.where(domain_fitted, b0, 0.0) + offline_b, b0)
         return a0, b0
+
+    def _stratum_params(self, fitted: list[tuple[float, float] | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Beta(a, b) of each stratum: its empirical prior once fitted, else its domain's pass-rate EMA."""
+        fitted = self.stratum_priors() if fitted is None else fitted
+        unfitted = [maths.prior_params(self.domain_pass_rate[s[0]], self.config.prior_strength) for s in self.strata]
+        return (np.array([(f or u)[0] for f, u in zip(fitted, unfitted)]),
+                np.array([(f or u)[1] for f, u in zip(fitted, unfitted)]))
 
     def _evidence(self) -> tuple[np.ndarray, np.ndarray]:
         age = np.where(self.last_seen < 0, 0, self.step - self.last_seen)
@@ -218,10 +227,19 @@ class RLCSSampler:
         a, b = self.posterior()
         draws = self.rng.beta(*maths.tempered(a, b, self.config.thompson_temperature))
         score = maths.informative_probability(draws, self.group_size)
+        order = np.arange(len(score))
+        if self.config.unseen_draw == "stratum":
+            # unseen items of a stratum share one prior, so draws of their own are noise that lets the largest
+            # stratum take the top of the ranking by its count alone: the best of 15,000 draws around an easy
+            # level's prior beats most draws of a medium level of 500 items (docs/curriculum.md)
+            shared = self.rng.beta(*maths.tempered(*self._stratum_params(), self.config.thompson_temperature))
+            unseen = (self.last_seen < 0) & np.isnan(self.offline)  # an offline difficulty is a prior of its own
+            score = np.where(unseen, maths.informative_probability(shared, self.group_size)[self.stratum_of], score)
+            order = self.rng.permutation(len(score))  # unseen items tie: a random order among them, not the data's
         resting = self._resting()
         if resting.any():  # resting retired items rank after every other item (scores are >= 0)
             score = np.where(resting, -1.0, score)
-        ranked = np.argsort(-score, kind="stable")
+        ranked = order[np.argsort(-score[order], kind="stable")]
         candidates = ranked[: len(ranked) - int(resting.sum())]
         explore = int(self.rng.binomial(count, self.config.explore))
         ranked_count = count - explore
