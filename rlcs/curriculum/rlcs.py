@@ -66,8 +66,9 @@ class RLCSOptions(SamplerOptions):
                                      "looks a beta-binomial fit needs")
     unseen_draw: Literal["item", "stratum"] = Field("item", description="Thompson draws for items never "
                                                     "rolled out: 'item', one per item; 'stratum', one per "
-                                                    "stratum (prior_by) shared by its unseen items, so a "
-                                                    "stratum's size does not buy it the top of the ranking")
+                                                    "stratum (prior_by, else per domain) shared by its unseen "
+                                                    "items without an offline difficulty, so a stratum's size "
+                                                    "does not buy it the top of the ranking")
     evidence: Literal["reward", "pass"] = Field("reward", description="what one rollout adds to its item's "
                                                 "posterior: 'reward', its reward clipped to [0, 1] (partial "
                                                 "credit is that share of a pass; 0/1 rewards give the same as "
@@ -230,8 +231,9 @@ class RLCSSampler:
         order = np.arange(len(score))
         if self.config.unseen_draw == "stratum":
             # unseen items of a stratum share one prior, so draws of their own are noise that lets the largest
-            # stratum take the top of the ranking by its count alone: the best of 15,000 draws around an easy
-            # level's prior beats most draws of a medium level of 500 items (docs/curriculum.md)
+            # stratum take the top of the ranking by its count alone (docs/curriculum.md, `unseen_draw`). The
+            # price: a stratum's unseen items now enter the top as one tied block, so one draw sets how much of
+            # the top, and of the domain quotas drawn from it, their domain gets this step
             shared = self.rng.beta(*maths.tempered(*self._stratum_params(), self.config.thompson_temperature))
             unseen = (self.last_seen < 0) & np.isnan(self.offline)  # an offline difficulty is a prior of its own
             score = np.where(unseen, maths.informative_probability(shared, self.group_size)[self.stratum_of], score)
