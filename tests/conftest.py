@@ -62,6 +62,17 @@ def micro_tokenizer(micro_model_dir):
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (each benchmark puts its own folder on sys.path for its siblings)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def zero3_launcher(port: int) -> tuple[str, ...]:
     """``accelerate launch`` with 2 CPU processes under ZeRO-3 (recipes/accelerate/cpu_zero3.yaml), on its
     own rendezvous port so tests never share one."""

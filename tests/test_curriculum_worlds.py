@@ -1,10 +1,7 @@
 """The simulated worlds (benchmarks/worlds/*.yaml) and the sampler rules they motivated: the informative
 floor that keeps a hard domain in the picks, and drift offsets that need evidence and revert."""
 
-import importlib.util
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,19 +10,9 @@ from rlcs.curriculum import maths
 from rlcs.curriculum.interface import GroupOutcome
 from rlcs.curriculum.rlcs import RLCSOptions, RLCSSampler
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import load_benchmark
 
-
-def _load_sim():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("curriculum_sim", ROOT / "benchmarks" / "curriculum_sim.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["curriculum_sim"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-sim = _load_sim()
+sim = load_benchmark("curriculum_sim")
 
 
 def _outcome(example_id, passes, g=8, domain="d"):

@@ -11,6 +11,8 @@ import pytest
 from rewards.registry import get as get_verifier
 from rlcs.tasks.visual import COLOURS, VISUAL_DOMAINS, make_visual
 
+from .conftest import load_benchmark
+
 VERIFIER = {"shapes": "math", "ocr": "ocr", "grounding": "grounding", "chart": "choice"}
 
 
@@ -193,18 +195,7 @@ def test_caption_documents_per_level(tmp_path):
 def test_caption_ranking_candidates_hold_every_level_one_answer():
     """benchmarks/caption_ranking.py ranks a level-1 caption against every box a lone shape can have and every
     two-digit text: the true answer must be among them, or the benchmark measures nothing."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("caption_ranking", root / "benchmarks" / "caption_ranking.py")
-        ranking = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ranking)
-    finally:
-        sys.path.remove(str(root / "benchmarks"))
+    ranking = load_benchmark("caption_ranking")
     rng = random.Random(11)
     for _ in range(200):
         for domain in ("grounding", "ocr"):
